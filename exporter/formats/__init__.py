@@ -1,0 +1,194 @@
+"""The format registry and content-based detection.
+
+Every format is a module in this package with `load(path, options) -> LoadedModel` and
+`save(model, path, options) -> list[Path]`. Detection reads bytes and HDF5 attributes, never
+imports TensorFlow, and is the one place that decides what a path holds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporter.errors import BadInputError, FormatError
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """What a format is called, what it holds and which module reads and writes it."""
+
+    name: str
+    module: str
+    holds_architecture: bool
+    holds_weights: bool
+    description: str
+
+
+FORMATS: dict[str, FormatSpec] = {
+    spec.name: spec
+    for spec in (
+        FormatSpec("h5", "h5", True, True, "legacy full-model HDF5 (model.save('x.h5'))"),
+        FormatSpec("keras", "keras_v3", True, True, "Keras 3 zip archive (.keras)"),
+        FormatSpec("savedmodel", "savedmodel", True, True, "TensorFlow SavedModel directory"),
+        FormatSpec("json", "config", True, False, "architecture as JSON (model.to_json())"),
+        FormatSpec("yaml", "config", True, False, "architecture as YAML (same structure as JSON)"),
+        FormatSpec("weights", "weights", False, True, "weights only (.weights.h5 or Keras 2 .h5)"),
+    )
+}
+
+
+@dataclass
+class Detected:
+    """What a path holds, read from its content without importing TensorFlow."""
+
+    path: Path
+    format: str
+    keras_version: str | None = None
+    backend: str | None = None
+    details: dict = field(default_factory=dict)
+
+    @property
+    def keras_major(self) -> int | None:
+        """1, 2 or 3 when the writer's Keras version is known."""
+        if not self.keras_version:
+            return None
+        head = self.keras_version.split(".")[0]
+        return int(head) if head.isdigit() else None
+
+
+def format_module(name: str):
+    """Import the module that reads and writes format `name`."""
+    return importlib.import_module(f"exporter.formats.{FORMATS[name].module}")
+
+
+def check_format_name(name: str) -> str:
+    """Return `name` if it is a known format, else raise with the list of known ones."""
+    if name not in FORMATS:
+        raise BadInputError(
+            f"unknown format '{name}'; expected one of: {', '.join(FORMATS)}."
+        )
+    return name
+
+
+def format_for_destination(path: Path) -> str:
+    """Guess the format a destination path asks for from its name (`--to` overrides)."""
+    name = path.name.lower()
+    if name.endswith(".weights.h5"):
+        return "weights"
+    for suffixes, fmt in (
+        ((".h5", ".hdf5"), "h5"),
+        ((".keras",), "keras"),
+        ((".json",), "json"),
+        ((".yaml", ".yml"), "yaml"),
+    ):
+        if name.endswith(suffixes):
+            return fmt
+    if not path.suffix:
+        return "savedmodel"
+    raise BadInputError(
+        f"cannot tell the output format from the name '{path.name}'.",
+        hint=f"Pass --to with one of: {', '.join(FORMATS)}.",
+    )
+
+
+def detect(path: Path) -> Detected:
+    """Decide what `path` holds from its content: HDF5 attributes, zip entries, text, folders."""
+    if not path.exists():
+        raise BadInputError(f"no such file or directory: {path}")
+    if path.is_dir():
+        return _detect_directory(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise FormatError(f"{path} is empty (0 bytes); expected a Keras model file.")
+    with path.open("rb") as stream:
+        head = stream.read(8)
+    if head == HDF5_MAGIC:
+        return _detect_hdf5(path)
+    if head.startswith(ZIP_MAGIC):
+        return _detect_zip(path)
+    return _detect_text(path)
+
+
+def _detect_directory(path: Path) -> Detected:
+    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+        has_keras = (path / "keras_metadata.pb").is_file()
+        return Detected(path, "savedmodel", details={"keras_metadata": has_keras})
+    raise FormatError(
+        f"directory {path} is not a SavedModel: it has no saved_model.pb.",
+        hint="Point at the SavedModel folder itself (the one holding saved_model.pb and variables/).",
+    )
+
+
+def _attr_text(value) -> str | None:
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _detect_hdf5(path: Path) -> Detected:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            attrs = dict(handle.attrs)
+            keys = list(handle.keys())
+    except OSError as error:
+        raise FormatError(
+            f"{path} starts like HDF5 but cannot be read ({str(error).splitlines()[0]}); "
+            "the file is truncated or corrupt."
+        ) from None
+    version = _attr_text(attrs.get("keras_version"))
+    backend = _attr_text(attrs.get("backend"))
+    if "model_config" in attrs:
+        return Detected(path, "h5", version, backend)
+    if "layer_names" in attrs:  # Keras 1/2 `save_weights('x.h5')`: one group per layer
+        return Detected(path, "weights", version, backend, details={"layout": "keras2"})
+    if {"layers", "vars"} & set(keys):  # Keras 3 `.weights.h5`: object tree of `vars` groups
+        return Detected(path, "weights", version, backend, details={"layout": "keras3"})
+    raise FormatError(
+        f"{path} is an HDF5 file but holds neither a Keras model nor Keras weights "
+        f"(top-level entries: {', '.join(keys[:8]) or 'none'}).",
+        hint="A model file has a 'model_config' attribute; a weights file has 'layer_names'.",
+    )
+
+
+def _detect_zip(path: Path) -> Detected:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise FormatError(f"{path} is a damaged zip archive ({error}).") from None
+    if "config.json" not in names:
+        raise FormatError(
+            f"{path} is a zip archive but not a .keras model: it has no config.json."
+        )
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    return Detected(path, "keras", version, "tensorflow")
+
+
+def _detect_text(path: Path) -> Detected:
+    with path.open("rb") as stream:
+        sample = stream.read(4096)
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError(
+            f"{path} is not a Keras artifact: its content is not HDF5, zip, JSON or YAML "
+            f"(first bytes {sample[:8]!r})."
+        ) from None
+    stripped = text.lstrip()
+    name = path.name.lower()
+    if stripped.startswith("{"):
+        return Detected(path, "json")
+    if name.endswith((".yaml", ".yml")) or stripped.startswith(("class_name", "---", "backend")):
+        return Detected(path, "yaml")
+    raise FormatError(
+        f"{path} is not a Keras artifact: text that is neither a JSON nor a YAML model config."
+    )

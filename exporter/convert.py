@@ -1,0 +1,197 @@
+"""Load -> in-memory Keras 3 model -> save: the only path between formats.
+
+`convert` stages the output beside the destination, re-loads it the way a user would
+(`keras.models.load_model`, the SavedModel's `serving_default`, `model_from_json` +
+`load_weights`), verifies it against what the source computes, and only then publishes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporter.configs import read_config
+from exporter.errors import FormatError, VerificationError
+from exporter.formats import (
+    FORMATS,
+    Detected,
+    check_format_name,
+    detect,
+    format_for_destination,
+    format_module,
+)
+from exporter.loaded import LoadedModel, LoadOptions, SaveOptions
+from exporter.publish import check_destinations, publish, staging_folder
+from exporter.safety import check_safe
+from exporter.verify import DEFAULT_ATOL, DEFAULT_RTOL, VerificationReport, verify_loaded
+
+
+def _silent(message: str) -> None:
+    """The default progress callback: library calls report nothing unless asked."""
+
+
+def detect_source(path: Path, source_format: str | None = None) -> Detected:
+    """Detect what `path` holds; `source_format` (--from) overrides the detected format."""
+    detected = detect(path)
+    if source_format:
+        detected.format = check_format_name(source_format)
+    return detected
+
+
+def load_model(path: Path, options: LoadOptions | None = None) -> LoadedModel:
+    """Read any supported artifact into a Keras 3 model, after the safety scan.
+
+    Args:
+        path: a model file or SavedModel folder.
+        options: companion files (--weights, --architecture), custom objects, --unsafe.
+
+    Returns:
+        The loaded model with a `reference` that computes what the source computes.
+    """
+    options = options or LoadOptions()
+    detected = detect_source(Path(path), options.source_format)
+    check_safe(detected, options.unsafe)
+    return format_module(detected.format).load(detected, options)
+
+
+def save_model(model, path: Path, fmt: str, config_only: bool = False) -> list[Path]:
+    """Write `model` to `path` in format `fmt` (not atomic: `convert` stages and verifies)."""
+    return format_module(fmt).save(model, Path(path), SaveOptions(fmt, config_only))
+
+
+def output_paths(destination: Path, fmt: str, config_only: bool) -> list[Path]:
+    """Every path a save will create: config formats add `<stem>.weights.h5` beside them."""
+    if fmt in ("json", "yaml") and not config_only:
+        from exporter.formats.config import weights_sibling
+
+        return [destination, weights_sibling(destination)]
+    return [destination]
+
+
+@dataclass
+class ConvertResult:
+    source: str
+    source_format: str
+    destination: str
+    format: str
+    written: list[str]
+    report: VerificationReport | None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["report"] = self.report.as_dict() if self.report else None
+        data["verified"] = bool(self.report and self.report.passed)
+        return data
+
+
+def refuse_impossible(source: LoadedModel, fmt: str, config_only: bool) -> None:
+    """Refuse up front what the source cannot give, with the fix in the message."""
+    if source.model is None:
+        raise FormatError(
+            f"{source.path} is a SavedModel without Keras metadata (a Keras 3 export or a plain "
+            f"tf.Module): it holds a serving signature, not a Keras model, so it cannot become "
+            f"{fmt}.",
+            hint="It can be inspected, verified, bundled and served as it is; to get another "
+            "format, convert the Keras model it was exported from.",
+        )
+    holds_weights = FORMATS[fmt].holds_weights or (fmt in ("json", "yaml") and not config_only)
+    if not source.weights_loaded and holds_weights:
+        raise FormatError(
+            f"{source.path} holds an architecture without weights; writing {fmt} would publish "
+            "a model with random weights.",
+            hint="Pass --weights FILE, or write the architecture alone with --to json/yaml "
+            "--config-only.",
+        )
+
+
+def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool) -> LoadedModel:
+    """Re-load a written artifact with the loader a user would use on it."""
+    from exporter.formats.keras_v3 import load_keras3_file, loaded_keras3
+    from exporter.formats.savedmodel import load_signature
+    from exporter.runtime import keras_module
+
+    user = LoadOptions(unsafe=False)
+    if fmt in ("h5", "keras"):
+        return load_keras3_file(path, fmt, user, None)
+    if fmt == "savedmodel":
+        return load_signature(path)
+    keras = keras_module()
+    if fmt == "weights":
+        model = keras.models.model_from_json(source.model.to_json())
+        model.load_weights(str(path))
+    else:
+        config = read_config(Detected(path, fmt))
+        model = keras.models.model_from_json(json.dumps(config))
+        if config_only:  # the architecture alone: give it the source's weights to compare
+            model.set_weights(source.model.get_weights())
+        else:
+            from exporter.formats.config import weights_sibling
+
+            model.load_weights(str(weights_sibling(path)))
+    return loaded_keras3(model, fmt, path, None)
+
+
+def convert(
+    source_path: Path,
+    destination: Path,
+    to: str | None = None,
+    options: LoadOptions | None = None,
+    *,
+    verify: bool = True,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    inputs_file: Path | None = None,
+    force: bool = False,
+    config_only: bool = False,
+    progress: Callable[[str], None] = _silent,
+) -> ConvertResult:
+    """Convert an artifact to another format, verified, published atomically.
+
+    Raises:
+        VerificationError: the written model computes something else (nothing is published).
+        KexportError: bad input, unsafe artifact, or an impossible request.
+    """
+    source_path, destination = Path(source_path), Path(destination)
+    fmt = check_format_name(to) if to else format_for_destination(destination)
+    check_destinations(output_paths(destination, fmt, config_only), force)
+    progress(f"loading {source_path}")
+    source = load_model(source_path, options)
+    refuse_impossible(source, fmt, config_only)
+    with staging_folder(destination) as stage:
+        progress(f"writing {fmt} to {destination}")
+        staged = save_model(source.model, stage / destination.name, fmt, config_only)
+        report = None
+        if verify:
+            progress("verifying the written model against the source")
+            written = reload_written(stage / destination.name, fmt, source, config_only)
+            report = verify_loaded(source, written, inputs_file, atol, rtol)
+            if not report.passed:
+                raise VerificationError(report.summary(), report=report)
+        published = publish(staged, destination.parent, force)
+    return ConvertResult(
+        source=str(source_path),
+        source_format=source.format,
+        destination=str(destination),
+        format=fmt,
+        written=[str(p) for p in published],
+        report=report,
+        notes=list(source.notes),
+    )
+
+
+def verify_artifacts(
+    first: Path,
+    second: Path,
+    options: LoadOptions | None = None,
+    second_options: LoadOptions | None = None,
+    inputs_file: Path | None = None,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+) -> VerificationReport:
+    """Compare what two artifacts compute on the same inputs (`first` is the reference)."""
+    reference = load_model(Path(first), options)
+    candidate = load_model(Path(second), second_options or options)
+    return verify_loaded(reference, candidate, inputs_file, atol, rtol)

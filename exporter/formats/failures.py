@@ -1,0 +1,66 @@
+"""Turn exceptions raised deep inside Keras, tf-keras and h5py into one-line kexport errors."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+from exporter.errors import (
+    BadInputError,
+    FormatError,
+    IncompatibleWeightsError,
+    KexportError,
+    UnknownLayerError,
+    close_matches,
+)
+
+_UNKNOWN_CLASS = (
+    re.compile(r"Could not locate (?:class|function) '([^']+)'"),
+    re.compile(r"Unknown (?:layer|object|class)(?: name)?: '?([\w.>]+)"),
+)
+_SHAPE_MISMATCH = re.compile(r"shape|Shapes|expected \d+ variables|incompatible", re.I)
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def known_layer_names() -> list[str]:
+    from exporter.runtime import keras_module
+
+    layers = keras_module().layers
+    return [name for name in dir(layers) if name[:1].isupper()]
+
+
+def describe_load_error(error: Exception, path: Path) -> KexportError:
+    """Map a loader exception to the kexport error a user can act on."""
+    if isinstance(error, KexportError):
+        return error
+    text = str(error)
+    for pattern in _UNKNOWN_CLASS:
+        match = pattern.search(text)
+        if match:
+            name = match.group(1)
+            return UnknownLayerError(
+                f"{path}: unknown layer class '{name}'.{close_matches(name, known_layer_names())}",
+                hint="If it is a custom layer, pass --custom-objects MODULE or FILE.py "
+                "that defines it.",
+            )
+    if isinstance(error, OSError) and ("HDF5" in text or "file signature" in text or "truncated" in text):
+        return FormatError(f"{path} is a corrupt or truncated HDF5 file ({first_line(text)}).")
+    if isinstance(error, ValueError) and _SHAPE_MISMATCH.search(text) and "weight" in text.lower():
+        return IncompatibleWeightsError(f"{path}: weights do not fit ({first_line(text)}).")
+    return BadInputError(f"cannot load {path}: {type(error).__name__}: {first_line(text)}")
+
+
+@contextlib.contextmanager
+def loader_errors(path: Path, options=None):
+    """Re-raise any loader exception as a kexport error naming `path`."""
+    try:
+        yield
+    except KexportError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the loaders raise anything; users get one line
+        raise describe_load_error(error, path) from error

@@ -1,0 +1,27 @@
+"""Legacy full-model HDF5: read what Keras 1, 2 and 3 wrote; write Keras 3 legacy HDF5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.configs import read_config
+from exporter.formats import Detected
+from exporter.formats.keras_v3 import load_keras3_file
+from exporter.legacy.translate import is_keras2_config
+from exporter.loaded import LoadedModel, LoadOptions
+from exporter.runtime import quiet_stdout
+
+
+def load(detected: Detected, options: LoadOptions) -> LoadedModel:
+    config = read_config(detected)
+    if detected.keras_major == 3 or (detected.keras_major is None and not is_keras2_config(config)):
+        return load_keras3_file(detected.path, "h5", options, detected.keras_version)
+    from exporter.legacy.keras2 import load_keras2_model
+
+    return load_keras2_model(detected.path, "h5", options)
+
+
+def save(model, path: Path, options) -> list[Path]:
+    with quiet_stdout():
+        model.save(str(path))
+    return [path]

@@ -1,0 +1,47 @@
+"""The Keras 3 `.keras` zip: config.json + model.weights.h5 + metadata.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.formats import Detected
+from exporter.formats.failures import loader_errors
+from exporter.kmodel import input_specs, model_runner, output_specs
+from exporter.loaded import LoadedModel, LoadOptions
+from exporter.runtime import keras_module, quiet_stdout
+
+
+def load_keras3_file(path: Path, fmt: str, options: LoadOptions, version: str | None) -> LoadedModel:
+    """Load a `.keras` or Keras 3 `.h5` file with Keras 3's own loader (no training state)."""
+    keras = keras_module()
+    with loader_errors(path, options), quiet_stdout():
+        model = keras.models.load_model(
+            str(path),
+            compile=False,
+            safe_mode=not options.unsafe,
+            custom_objects=options.custom_objects or None,
+        )
+    return loaded_keras3(model, fmt, path, version)
+
+
+def loaded_keras3(model, fmt: str, path: Path, version: str | None) -> LoadedModel:
+    """Wrap a Keras 3 model: it is its own reference."""
+    return LoadedModel(
+        model=model,
+        format=fmt,
+        path=path,
+        reference=model_runner(model),
+        inputs=input_specs(model),
+        outputs=output_specs(model),
+        keras_version=version,
+    )
+
+
+def load(detected: Detected, options: LoadOptions) -> LoadedModel:
+    return load_keras3_file(detected.path, "keras", options, detected.keras_version)
+
+
+def save(model, path: Path, options) -> list[Path]:
+    with quiet_stdout():
+        model.save(str(path))
+    return [path]

@@ -1,0 +1,114 @@
+"""Load Keras 2 artifacts: tf-keras reads them, the config is translated, weights carried over.
+
+tf-keras's reading of the file is the reference: it is what the model computed when it was
+trained, and verification compares the translated Keras 3 model against it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from exporter.errors import BadInputError, IncompatibleWeightsError
+from exporter.formats.failures import describe_load_error, loader_errors
+from exporter.kmodel import input_specs, model_runner, output_specs
+from exporter.legacy.translate import drop_unrecognized, translate_config
+from exporter.loaded import LoadedModel, LoadOptions
+from exporter.runtime import keras_module, quiet_stdout, tf_keras_module
+
+MAX_REPAIRS = 100
+
+
+def load_keras2_model(path: Path, fmt: str, options: LoadOptions) -> LoadedModel:
+    """Read a Keras 2 h5 or SavedModel through tf-keras and bring it into Keras 3."""
+    tf_keras = tf_keras_module()
+    with loader_errors(path, options), quiet_stdout():
+        source = tf_keras.models.load_model(
+            str(path), compile=False, custom_objects=options.custom_objects
+        )
+    return from_keras2_model(source, path, fmt, options)
+
+
+def load_keras2_config(config: dict, path: Path, fmt: str, options: LoadOptions, weights):
+    """Build a Keras 2 architecture with tf-keras, load its weights, bring it into Keras 3."""
+    tf_keras = tf_keras_module()
+    with loader_errors(path, options), quiet_stdout():
+        source = tf_keras.models.model_from_json(
+            json.dumps(config), custom_objects=options.custom_objects
+        )
+    if weights is not None:
+        with loader_errors(weights, options), quiet_stdout():
+            source.load_weights(
+                str(weights), by_name=options.by_name, skip_mismatch=options.skip_mismatch
+            )
+    return from_keras2_model(source, path, fmt, options)
+
+
+def from_keras2_model(source, path: Path, fmt: str, options: LoadOptions) -> LoadedModel:
+    """Translate a tf-keras model into a Keras 3 model with the same weights."""
+    notes: list[str] = []
+    config = json.loads(source.to_json())
+    model = build_keras3(config, path, options, notes)
+    copy_weights(source, model)
+    return LoadedModel(
+        model=model,
+        format=fmt,
+        path=path,
+        reference=model_runner(source),
+        inputs=input_specs(model),
+        outputs=output_specs(model),
+        keras_version=config.get("keras_version"),
+        notes=notes,
+    )
+
+
+def build_keras3(config: dict, path: Path, options: LoadOptions, notes: list[str]):
+    """Translate a Keras 2 config and build it with Keras 3, dropping defaults it rejects."""
+    # Keras 3's legacy deserializer resolves classes by name alone, which is what a translated
+    # Keras 2 config needs; it is the one Keras 3 itself uses for legacy HDF5 files.
+    from keras.src.legacy.saving.saving_utils import model_from_config
+
+    keras_module()
+    translated = translate_config(config, notes)
+    for _ in range(MAX_REPAIRS):
+        try:
+            with quiet_stdout():
+                # The deserializer pops keys from what it is given: hand it a copy, so a
+                # failed attempt leaves the translated config whole for the next one.
+                return model_from_config(
+                    copy.deepcopy(translated), custom_objects=options.custom_objects
+                )
+        except (TypeError, ValueError) as error:
+            if not drop_unrecognized(translated, error, notes):
+                raise describe_load_error(error, path) from error
+    raise BadInputError("the Keras 2 config could not be translated: too many repairs.")
+
+
+def copy_weights(source, target) -> None:
+    """Copy weights layer by layer (matched by name, nested models recursively)."""
+    for layer in target.layers:
+        try:
+            origin = source.get_layer(layer.name)
+        except ValueError:
+            raise BadInputError(
+                f"translated layer '{layer.name}' has no counterpart in the Keras 2 model."
+            ) from None
+        if hasattr(layer, "layers") and hasattr(origin, "layers"):
+            copy_weights(origin, layer)
+            continue
+        values = origin.get_weights()
+        targets = layer.weights
+        if len(values) != len(targets):
+            raise IncompatibleWeightsError(
+                f"layer '{layer.name}' holds {len(values)} weights in Keras 2 but "
+                f"{len(targets)} in Keras 3."
+            )
+        for value, variable in zip(values, targets):
+            if tuple(value.shape) != tuple(variable.shape):
+                raise IncompatibleWeightsError(
+                    f"layer '{layer.name}': weight '{variable.name}' has shape "
+                    f"{tuple(variable.shape)} in Keras 3 but {tuple(value.shape)} in Keras 2."
+                )
+        if values:
+            layer.set_weights(values)

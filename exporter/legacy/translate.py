@@ -1,0 +1,266 @@
+"""Translate a Keras 2 model config (tf.keras 2.x, standalone Keras 2) into one Keras 3 builds.
+
+Keras 3 reads Keras 2 configs only for the simplest models. What breaks, and what this module does:
+- Node references are lists (`[layer, node, tensor, kwargs]`) and tensors passed as call
+  keyword arguments (`MultiHeadAttention(value=...)`) stay lists: every node becomes Keras 3's
+  `{"args", "kwargs"}` form with `__keras_tensor__` references.
+- A nested Sequential with an input layer owned a node of its own in Keras 2, so references to it
+  are shifted by one; Keras 3 creates no such node.
+- `module`/`registered_name` of built-in classes point at Keras 2 module paths Keras 3 cannot
+  resolve: they are dropped, so Keras 3's legacy deserializer looks classes up by name.
+- Arguments Keras 3 no longer takes (`time_major`, `groups` of separable convolutions, ...) are
+  dropped when they hold Keras 2's default, which is what Keras 3 does anyway; any other value is
+  refused, since dropping it would change what the model computes.
+Every change is recorded as a note, `"<rule>: <layer>: <detail>"`.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+
+from exporter.errors import BadInputError
+
+MODEL_CLASSES = {"Sequential", "Functional", "Model"}
+WRAPPER_KEYS = ("layer", "backward_layer")
+# Shapes Keras 2 stored to build a layer at load time; Keras 3 builds it on its first call.
+BUILD_ONLY_ARGUMENTS = {"MultiHeadAttention": ("query_shape", "key_shape", "value_shape")}
+_UNRECOGNIZED = re.compile(r"Unrecognized keyword arguments passed to (\w+): \{(.*?)\}", re.S)
+
+
+def is_keras2_config(config: dict) -> bool:
+    """True when a model config uses Keras 2 conventions (list nodes or a 1.x/2.x version)."""
+    version = str(config.get("keras_version", ""))
+    if version[:1] in ("1", "2"):
+        return True
+    return any(_has_legacy_nodes(layer) for layer in _sublayers(config))
+
+
+def _sublayers(config: dict) -> list:
+    inner = config.get("config", {})
+    layers = inner.get("layers", []) if isinstance(inner, dict) else inner
+    return layers if isinstance(layers, list) else []
+
+
+def _has_legacy_nodes(layer: dict) -> bool:
+    nodes = layer.get("inbound_nodes") or []
+    return any(isinstance(node, list) for node in nodes)
+
+
+def translate_config(config: dict, notes: list[str]) -> dict:
+    """Return a copy of a Keras 2 model config that Keras 3's legacy deserializer builds."""
+    config = copy.deepcopy(config)
+    for key in ("keras_version", "backend"):
+        config.pop(key, None)
+    _translate_object(config, notes)
+    return config
+
+
+def _translate_object(obj: dict, notes: list[str], in_layer_list: bool = True) -> None:
+    """Translate one serialized layer (or model) in place, recursing into what it holds."""
+    if in_layer_list or obj.get("class_name") in MODEL_CLASSES:
+        # Keras 3 builds entries of a layer list with its legacy deserializer, which finds
+        # built-in classes by name; Keras 2's module paths would send it astray.
+        obj.pop("module", None)
+        obj.pop("registered_name", None)
+    cfg = obj.get("config")
+    if not isinstance(cfg, dict):
+        return
+    class_name = obj.get("class_name")
+    name = cfg.get("name", class_name)
+    if isinstance(cfg.get("dtype"), dict):  # a mixed-precision Policy object
+        policy = cfg["dtype"].get("config", {}).get("name", "float32")
+        notes.append(f"dtype-policy: {name}: Policy object -> '{policy}'")
+        cfg["dtype"] = policy
+    if class_name == "InputLayer":
+        _translate_input_layer(cfg)
+    for key in BUILD_ONLY_ARGUMENTS.get(class_name, ()):
+        if cfg.pop(key, None) is not None:
+            notes.append(f"build-shape-dropped: {name}: {key}")
+    if class_name in MODEL_CLASSES:
+        for layer in _sublayers(obj):
+            _translate_object(layer, notes)
+        if class_name != "Sequential":
+            _translate_graph(cfg)
+    for key in WRAPPER_KEYS:
+        if isinstance(cfg.get(key), dict):
+            # Wrappers deserialize their inner layer with Keras 3's new deserializer, which
+            # resolves Keras 2's "keras.layers" module path as it is.
+            _translate_object(cfg[key], notes, in_layer_list=False)
+
+
+def _translate_input_layer(cfg: dict) -> None:
+    if "batch_input_shape" in cfg:
+        cfg["batch_shape"] = cfg.pop("batch_input_shape")
+    for flag in ("ragged", "sparse", "optional"):
+        if cfg.get(flag) is False:
+            cfg.pop(flag)
+
+
+def _translate_graph(cfg: dict) -> None:
+    """Rewrite a functional graph's node references into Keras 3's form."""
+    layers = cfg.get("layers", [])
+    offsets = _node_offsets(cfg)
+    for layer in layers:
+        layer["inbound_nodes"] = [
+            _translate_node(node, offsets) if isinstance(node, list) else node
+            for node in layer.get("inbound_nodes", [])
+        ]
+    for key in ("input_layers", "output_layers"):
+        cfg[key] = _shift_refs(cfg.get(key), offsets)
+
+
+def _node_offsets(cfg: dict) -> dict[str, int]:
+    """How far Keras 2's node indices of each nested Sequential run ahead of Keras 3's.
+
+    Keras 2 gave a Sequential with an input layer a node at construction; references to its
+    calls then start at 1. A reference past the layer's recorded calls reveals the offset.
+    """
+    calls = {layer["name"]: len(layer.get("inbound_nodes", [])) for layer in cfg.get("layers", [])}
+    sequential = {
+        layer["name"] for layer in cfg.get("layers", []) if layer.get("class_name") == "Sequential"
+    }
+    highest: dict[str, int] = {}
+    for ref in _all_refs(cfg):
+        highest[ref[0]] = max(highest.get(ref[0], 0), int(ref[1]))
+    return {
+        name: highest[name] - calls[name] + 1
+        for name in sequential
+        if name in highest and highest[name] >= calls.get(name, 0)
+    }
+
+
+def _is_ref(value) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) in (3, 4)
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+        and isinstance(value[2], int)
+    )
+
+
+def _all_refs(cfg: dict):
+    def walk(value):
+        if _is_ref(value):
+            yield value
+            if len(value) == 4:
+                yield from walk(value[3])
+        elif isinstance(value, list):
+            for item in value:
+                yield from walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from walk(item)
+
+    for layer in cfg.get("layers", []):
+        yield from walk(layer.get("inbound_nodes", []))
+    yield from walk(cfg.get("input_layers", []))
+    yield from walk(cfg.get("output_layers", []))
+
+
+def _shift_refs(value, offsets: dict[str, int]):
+    if _is_ref(value):
+        return [value[0], value[1] - offsets.get(value[0], 0), *value[2:]]
+    if isinstance(value, list):
+        return [_shift_refs(item, offsets) for item in value]
+    return value
+
+
+def _tensor(ref: list, offsets: dict[str, int]) -> dict:
+    layer, node, index = ref[0], ref[1] - offsets.get(ref[0], 0), ref[2]
+    # Shape and dtype are placeholders: Keras 3 swaps in the real tensor by its history.
+    return {
+        "class_name": "__keras_tensor__",
+        "config": {"shape": [], "dtype": "float32", "keras_history": [layer, node, index]},
+    }
+
+
+def _kwargs(value, offsets: dict[str, int]):
+    if _is_ref(value):
+        return _tensor(value, offsets)
+    if isinstance(value, list):
+        return [_kwargs(item, offsets) for item in value]
+    if isinstance(value, dict):
+        return {key: _kwargs(item, offsets) for key, item in value.items()}
+    return value
+
+
+def _translate_node(node: list, offsets: dict[str, int]) -> dict:
+    tensors = [_tensor(ref, offsets) for ref in node]
+    kwargs = node[0][3] if node and len(node[0]) == 4 else {}
+    args = tensors[0] if len(tensors) == 1 else tensors
+    return {"args": [args], "kwargs": _kwargs(kwargs or {}, offsets)}
+
+
+def drop_unrecognized(config: dict, error: Exception, notes: list[str]) -> bool:
+    """Handle Keras 3's "Unrecognized keyword arguments" by dropping Keras 2 defaults.
+
+    Returns True when the config was changed (the caller retries); raises when an argument holds
+    a value Keras 3 cannot express; returns False when the error is of another kind.
+    """
+    match = _UNRECOGNIZED.search(str(error))
+    if not match:
+        return False
+    class_name, keys = match.group(1), re.findall(r"'(\w+)':", match.group(2))
+    changed = False
+    for obj in _objects_of_class(config, class_name):
+        cfg = obj["config"]
+        for key in keys:
+            if key not in cfg:
+                continue
+            if key.endswith(TRAINING_ONLY_SUFFIXES):
+                notes.append(f"dropped-training-argument: {cfg.get('name')}: {key}")
+                del cfg[key]
+                changed = True
+                continue
+            default = keras2_default(class_name, key)
+            if default is _NO_DEFAULT or not _same(cfg[key], default):
+                raise BadInputError(
+                    f"layer '{cfg.get('name')}' ({class_name}) sets {key}={cfg[key]!r}, "
+                    "which Keras 3 cannot express; the model cannot be translated without "
+                    "changing what it computes."
+                )
+            notes.append(f"dropped-default-argument: {cfg.get('name')}: {key}={cfg[key]!r}")
+            del cfg[key]
+            changed = True
+    return changed
+
+
+def _objects_of_class(value, class_name: str):
+    if isinstance(value, dict):
+        if value.get("class_name") == class_name and isinstance(value.get("config"), dict):
+            yield value
+        for item in value.values():
+            yield from _objects_of_class(item, class_name)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _objects_of_class(item, class_name)
+
+
+_NO_DEFAULT = object()
+# Arguments that shape training only: initializers never touch loaded weights, and
+# regularizers and constraints act only while fitting.
+TRAINING_ONLY_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+
+
+def keras2_default(class_name: str, argument: str):
+    """The default tf-keras gives `argument` of layer class `class_name`, or _NO_DEFAULT."""
+    from exporter.runtime import tf_keras_module
+
+    cls = getattr(tf_keras_module().layers, class_name, None)
+    for klass in inspect.getmro(cls) if cls else ():
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameter = inspect.signature(init).parameters.get(argument)
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
+            return parameter.default
+    return _NO_DEFAULT
+
+
+def _same(value, default) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return list(value) == list(default)
+    return value == default

@@ -1,0 +1,75 @@
+"""What loading an artifact yields: a Keras 3 model and what the source itself computes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# name -> array, for inputs and for outputs alike.
+Tensors = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One signature input or output: name, shape (None for unknown dims) and dtype name."""
+
+    name: str
+    shape: tuple
+    dtype: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass
+class LoadOptions:
+    """How to read an artifact: companion files, custom classes, and the safety switch."""
+
+    source_format: str | None = None
+    weights: Path | None = None
+    architecture: Path | None = None
+    custom_objects: dict = field(default_factory=dict)
+    unsafe: bool = False
+    by_name: bool = False
+    skip_mismatch: bool = False
+
+
+@dataclass
+class SaveOptions:
+    """How to write: the format, and whether a config format skips its weights file."""
+
+    format: str
+    config_only: bool = False
+
+
+@dataclass
+class LoadedModel:
+    """A loaded artifact.
+
+    Attributes:
+        model: the Keras 3 model, or None for a SavedModel without Keras metadata.
+        format: the format it was read as.
+        path: where it was read from.
+        reference: computes what the *source* computes (tf-keras for Keras 2 artifacts, the
+            SavedModel signature for plain SavedModels, else the model itself); verification
+            compares against this, never against a translation of it.
+        inputs / outputs: the specs verification builds inputs from and pairs outputs by.
+        keras_version: the writer's Keras version when known.
+        notes: repairs and remarks worth reporting (translated arguments, dropped training state).
+        weights_report: for weights loaded by name, which layers received weights.
+        weights_loaded: False when only an architecture was read (JSON/YAML with no weights).
+    """
+
+    model: object | None
+    format: str
+    path: Path
+    reference: Callable[[Tensors], Tensors]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    keras_version: str | None = None
+    notes: list[str] = field(default_factory=list)
+    weights_report: dict | None = None
+    weights_loaded: bool = True  # False for an architecture read without its weights

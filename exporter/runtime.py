@@ -1,0 +1,68 @@
+"""Quiet, lazy access to TensorFlow and Keras.
+
+TensorFlow costs seconds to import and prints C++ log lines and Python warnings on the way; every
+module that needs it calls `keras_module()` or `tf_module()` here, so the noise is silenced in one
+place and commands that never touch a model (`--help`, `inspect` of a config file) never pay for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import warnings
+
+# Set before TensorFlow is first imported: C++ logs above ERROR and oneDNN banners stay silent.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def _silence_python_loggers() -> None:
+    warnings.filterwarnings("ignore", module=r"keras(\.|$)")
+    warnings.filterwarnings("ignore", module=r"tf_keras(\.|$)")
+    warnings.filterwarnings("ignore", module=r"tensorflow(\.|$)")
+    warnings.filterwarnings("ignore", message=r".*HDF5 file via `model.save\(\)`.*")
+    for name in ("tensorflow", "absl", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def tf_module():
+    """Import and return `tensorflow`, quietly."""
+    _silence_python_loggers()
+    with quiet_stdout():
+        import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    with contextlib.suppress(Exception):
+        tf.autograph.set_verbosity(0)
+    return tf
+
+
+def keras_module():
+    """Import and return Keras 3 (`keras`), quietly."""
+    tf_module()
+    import keras
+
+    return keras
+
+
+def tf_keras_module():
+    """Import and return tf-keras (Keras 2), the loader of last resort for Keras 2 artifacts."""
+    tf_module()
+    with quiet_stdout():
+        import tf_keras
+
+    return tf_keras
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """Keep library chatter (variable lists, progress bars) off stdout, which carries results."""
+    saved = sys.stdout
+    sys.stdout = io.StringIO()
+    try:
+        yield
+    finally:
+        sys.stdout = saved
