@@ -1,0 +1,107 @@
+"""The `kexport predict` and `kexport serve` commands: declare options, call the library, render.
+
+`register(app)` adds both to the kexport Typer app. Heavy modules (grpc, numpy, TensorFlow) are
+imported inside the commands so `kexport --help` stays fast. Failures are raised as KexportError
+subclasses; the CLI edge prints them as one line with their exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+PREPROCESS_HELP = "Image preprocessing, as keras.applications preprocess_input: none, tf, caffe, torch."
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `predict` and `serve` commands to a Typer app."""
+    app.command("predict")(predict)
+    app.command("serve")(serve)
+
+
+def predict(
+    model: Annotated[str, typer.Option(help="Model name.", show_default=False)],
+    files: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[FILE]...", help="Inputs: .npy, .npz, .json or images (PNG/JPEG); many files "
+        "are batched.", show_default=False)] = None,
+    target: Annotated[str, typer.Option(help="Server HOST:PORT.")] = "localhost:8500",
+    signature: Annotated[Optional[str], typer.Option(help="Signature (serving_default).")] = None,
+    version: Annotated[Optional[int], typer.Option(help="Model version (default: latest).")] = None,
+    label: Annotated[Optional[str], typer.Option(help="Model version label, e.g. stable.")] = None,
+    inputs: Annotated[Optional[list[str]], typer.Option(
+        "--input", metavar="NAME=FILE", help="A file for one named input (repeatable).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per request.")] = 32,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    timeout: Annotated[float, typer.Option(help="Seconds to connect and per request.")] = 10.0,
+    tls: Annotated[bool, typer.Option(help="Connect with TLS.")] = False,
+    ca_cert: Annotated[Optional[Path], typer.Option(help="PEM file of trusted roots for TLS.")] = None,
+    output: Annotated[str, typer.Option(metavar="json|table|npz:FILE",
+                                        help="How to give the outputs.")] = "json",
+    top: Annotated[Optional[int], typer.Option(metavar="K", help="Show the K best classes.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(
+        help="Class names: one per line, or Keras's imagenet_class_index.json.")] = None,
+    preprocess: Annotated[str, typer.Option(help=PREPROCESS_HELP)] = "none",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing npz file.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="JSON result on stdout.")] = False,
+) -> None:
+    """Send predictions to a TF Serving gRPC endpoint (a container, or `kexport serve`)."""
+    from serving.client_cli import ProgressPrinter, describe, run_predict
+
+    result = run_predict(
+        target, model, files=files or [], inputs=inputs or [], signature=signature,
+        version=version, label=label, batch_size=batch_size, concurrency=concurrency,
+        timeout=timeout, tls=tls, ca_cert=str(ca_cert) if ca_cert else None,
+        output="json" if json_ and not output.startswith("npz:") else output, top=top,
+        labels=str(labels) if labels else None, preprocess=preprocess, force=force,
+        progress=ProgressPrinter())
+    typer.echo(describe(result.prediction), err=True)
+    if result.text:
+        typer.echo(result.text)
+    elif json_:
+        typer.echo(json.dumps({"saved": output[4:], "model": result.prediction.model,
+                               "versions": sorted(result.prediction.versions),
+                               "signature": result.prediction.signature}))
+    else:
+        typer.echo(f"wrote {output[4:]}", err=True)
+
+
+def serve(
+    path: Annotated[Path, typer.Argument(help="A bundle (with models.config) or a model base path "
+                                         "with numbered version folders.", show_default=False)],
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server "
+                                      "to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="gRPC port; 0 picks a free one.")] = 8500,
+    model_name: Annotated[str, typer.Option(help="Model name when PATH is a base path.")] = "default",
+    poll_seconds: Annotated[float, typer.Option(
+        help="Seconds between looks for new or removed versions; 0 never.")] = 1.0,
+    tensor_content: Annotated[bool, typer.Option(
+        help="Reply with tensor_content bytes instead of typed fields.")] = False,
+    max_workers: Annotated[int, typer.Option(help="Requests handled at once.")] = 16,
+    warmup: Annotated[bool, typer.Option(help="Replay assets.extra warm-up records at load.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Log one line per request.")] = False,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="Print {address, host, port, models} as JSON on stdout once serving.")] = False,
+) -> None:
+    """Serve models over TF Serving's gRPC API until Ctrl-C or SIGTERM (a local stand-in for the
+    tensorflow/serving container)."""
+    import logging
+
+    from serving.server import serve as run_server
+
+    logger = logging.getLogger("kexport.serving")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+    def announce(running) -> None:
+        if json_:
+            typer.echo(json.dumps({"address": running.address, "host": running.host,
+                                   "port": running.port, "models": running.manager.available()}))
+            sys.stdout.flush()
+
+    run_server(path, host=host, port=port, model_name=model_name, poll_seconds=poll_seconds,
+               tensor_content=tensor_content, max_workers=max_workers, warmup=warmup,
+               on_ready=announce)

@@ -1,0 +1,252 @@
+"""One loaded model version: its SavedModel signatures, run with TensorFlow, behind TF Serving's
+request checks and error messages (predict_util.cc, tensorflow/cc/saved_model/util.cc).
+
+TensorFlow is imported by `Servable.load`, not at module import, so `kexport --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from exporter.errors import BadInputError
+from serving import tensors
+from serving.protos import get_model_metadata_pb2, meta_graph_pb2, predict_pb2, prediction_log_pb2
+
+log = logging.getLogger("kexport.serving")
+
+DEFAULT_SIGNATURE = "serving_default"
+SERVE_TAG = "serve"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving refuses a version whose warm-up file holds more
+
+# TensorFlow's error codes are the gRPC status codes.
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class RpcFailure(Exception):
+    """A request refused with a gRPC status code and TF Serving's message for it."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Servable:
+    """A model version ready to answer Predict and GetModelMetadata.
+
+    Attributes:
+        name: model name.
+        version: version number.
+        path: the version folder.
+        signature_defs: signature name -> SignatureDef (private wire-compatible messages).
+        signature_map: the serialized SignatureDefMap GetModelMetadata packs into its Any.
+    """
+
+    def __init__(self, name: str, version: int, path: Path, signature_defs: dict, functions: dict,
+                 keep_alive=None):
+        self.name = name
+        self.version = version
+        self.path = path
+        self.signature_defs = signature_defs
+        self._functions = functions
+        self._keep_alive = keep_alive  # the loaded SavedModel owns the functions' variables
+        sigmap = get_model_metadata_pb2.SignatureDefMap()
+        for key, sig in signature_defs.items():
+            sigmap.signature_def[key].CopyFrom(sig)
+        self.signature_map = sigmap.SerializeToString()
+
+    @classmethod
+    def load(cls, name: str, version: int, path: Path, *, warmup: bool = True) -> Servable:
+        """Load a SavedModel version folder with TensorFlow and replay its warm-up records.
+
+        Raises:
+            RuntimeError: the SavedModel cannot be loaded, or a warm-up request fails.
+        """
+        import tensorflow as tf
+
+        signature_defs = read_signature_defs(path)
+        try:
+            loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
+        except Exception as err:  # TF raises many types for broken SavedModels
+            raise RuntimeError(f"Loading {path} failed: {_one_line(err)}") from err
+        servable = cls(name, version, path, signature_defs, dict(loaded.signatures), loaded)
+        if warmup:
+            replayed = servable.warm_up()
+            if replayed:
+                log.info("model %s version %d: replayed %d warm-up request(s)", name, version,
+                         replayed)
+        return servable
+
+    def predict(self, request, *, tensor_content: bool = False):
+        """Answer a PredictRequest as TF Serving does; raise RpcFailure with its code and message.
+
+        Args:
+            request: a `kexport.tfs.PredictRequest`.
+            tensor_content: reply with raw bytes instead of typed fields.
+        """
+        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        signature = self.signature_defs.get(signature_name)
+        function = self._functions.get(signature_name)
+        if signature is None or function is None:
+            raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION,
+                             f'Serving signature key "{signature_name}" not found.')
+        _check_inputs_size(signature, request)
+        feeds = _input_values(signature, request)
+        aliases = _output_aliases(signature, request.output_filter)
+        _check_dtypes(signature, feeds)
+        results = _run(function, feeds)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name or self.name
+        response.model_spec.version.value = self.version
+        response.model_spec.signature_name = signature_name
+        for alias in aliases:
+            tensors.to_tensor_proto(results[alias], tensor_content=tensor_content,
+                                    out=response.outputs[alias])
+        return response
+
+    def warm_up(self) -> int:
+        """Replay `assets.extra/tf_serving_warmup_requests`; return how many requests ran.
+
+        Records of other kinds than Predict (Classify, Regress, MultiInference) are skipped: this
+        server does not implement those methods.
+
+        Raises:
+            RuntimeError: too many records, an unreadable file, or a failing request.
+        """
+        path = self.path / WARMUP_FILE
+        if not path.is_file():
+            return 0
+        import tensorflow as tf
+
+        replayed = skipped = 0
+        try:
+            for index, record in enumerate(tf.data.TFRecordDataset(str(path))):
+                if index >= MAX_WARMUP_RECORDS:
+                    raise RuntimeError(f"Number of warmup records exceeds the maximum "
+                                       f"({MAX_WARMUP_RECORDS}) at {path}")
+                entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+                if not entry.HasField("predict_log"):
+                    skipped += 1
+                    continue
+                self.predict(entry.predict_log.request)
+                replayed += 1
+        except RpcFailure as err:
+            raise RuntimeError(f"Failed to warm up model {self.name} version {self.version} "
+                               f"with record {replayed + skipped}: {err.message}") from None
+        except tf.errors.OpError as err:
+            raise RuntimeError(f"Cannot read warm-up records {path}: {err.message}") from None
+        if skipped:
+            log.warning("model %s version %d: skipped %d warm-up record(s) that are not Predict "
+                        "requests", self.name, self.version, skipped)
+        return replayed
+
+
+def read_signature_defs(path: Path) -> dict:
+    """The SignatureDefs of the `serve` MetaGraph of a SavedModel, as private messages."""
+    from google.protobuf import text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        if (path / "saved_model.pb").is_file():
+            saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+        else:
+            text_format.Parse((path / "saved_model.pbtxt").read_text(), saved_model)
+    except (OSError, text_format.ParseError, ValueError) as err:
+        raise RuntimeError(f"Cannot read the SavedModel in {path}: {_one_line(err)}") from None
+    for meta_graph in saved_model.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == {SERVE_TAG}:
+            # Same field numbers, different classes: copy through the wire format.
+            return {key: meta_graph_pb2.SignatureDef.FromString(sig.SerializeToString())
+                    for key, sig in meta_graph.signature_def.items()}
+    tags = [sorted(m.meta_info_def.tags) for m in saved_model.meta_graphs]
+    raise RuntimeError(f"The SavedModel in {path} has no MetaGraph tagged '{SERVE_TAG}' "
+                       f"(tag sets: {tags}).")
+
+
+def _check_inputs_size(signature, request) -> None:
+    sent, wanted = set(request.inputs), set(signature.inputs)
+    if len(sent) > len(wanted) or (len(sent) < len(wanted) and not signature.defaults):
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, (
+            f"input size does not match signature: {len(sent)}!={len(wanted)} "
+            f"len({{{_join(sent)}}}) != len({{{_join(wanted)}}}). "
+            f"Sent extra: {{{_join(sent - wanted)}}}. Missing but required: {{{_join(wanted - sent)}}}."))
+
+
+def _input_values(signature, request) -> list[tuple[str, np.ndarray]]:
+    feeds, seen = [], set()
+    for alias in sorted(signature.inputs):
+        if alias in request.inputs:
+            proto = request.inputs[alias]
+            seen.add(alias)
+        elif alias in signature.defaults:
+            proto = signature.defaults[alias]
+        else:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, (
+                f"Signature input alias: {alias}(feed name: {signature.inputs[alias].name}) not "
+                f"found in request and no default value provided. Inputs expected to be in the "
+                f"request {{{_join(request.inputs)}}}, or default input alias set: "
+                f"{_join(signature.defaults)}"))
+        try:
+            feeds.append((alias, tensors.to_ndarray(proto)))
+        except BadInputError:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"tensor parsing error: {alias}") from None
+    if request.inputs and len(seen) != len(request.inputs):
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"Inputs contains invalid name. Used request inputs: {_join(seen)}, "
+                         f"request input: {_join(request.inputs)}")
+    return feeds
+
+
+def _output_aliases(signature, output_filter) -> list[str]:
+    if not output_filter:
+        return sorted(signature.outputs)
+    seen: list[str] = []
+    for alias in output_filter:
+        if alias not in signature.outputs:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, (
+                f"output tensor alias not found in signature: {alias} Outputs expected to be in "
+                f"the set {{{_join(signature.outputs)}}}."))
+        if alias in seen:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"duplicate output tensor alias: {alias}")
+        seen.append(alias)
+    return seen
+
+
+def _check_dtypes(signature, feeds) -> None:
+    # TF Serving leaves this to the TensorFlow runtime, whose message this is.
+    for index, (alias, arr) in enumerate(feeds):
+        expected = signature.inputs[alias].dtype
+        sent = tensors.dtype_from_numpy(arr.dtype)
+        if sent != expected:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, (
+                f"Expects arg[{index}] to be {tensors.dtype_name(expected)} but "
+                f"{tensors.dtype_name(sent)} is provided"))
+
+
+def _run(function, feeds) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    try:
+        results = function(**{alias: tf.convert_to_tensor(arr) for alias, arr in feeds})
+    except tf.errors.OpError as err:
+        raise RpcFailure(_CODES.get(err.error_code, grpc.StatusCode.UNKNOWN),
+                         _one_line(err.message)) from None
+    except (TypeError, ValueError) as err:  # shape or structure refused by the Python wrapper
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, _one_line(err)) from None
+    return {alias: value.numpy() for alias, value in results.items()}
+
+
+def _join(names) -> str:
+    return ",".join(sorted(names))
+
+
+def _one_line(err) -> str:
+    return " ".join(str(err).split())
