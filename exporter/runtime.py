@@ -28,11 +28,33 @@ def _silence_python_loggers() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+@contextlib.contextmanager
+def _quiet_stderr_fd():
+    """Silence file descriptor 2 while TensorFlow starts: its C++ start-up banners (oneDNN,
+    CUDA probing) are written by absl before TF_CPP_MIN_LOG_LEVEL takes effect."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to protect
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def tf_module():
     """Import and return `tensorflow`, quietly."""
     _silence_python_loggers()
-    with quiet_stdout():
-        import tensorflow as tf
+    if "tensorflow" not in sys.modules:
+        with quiet_stdout(), _quiet_stderr_fd():
+            import tensorflow  # noqa: F401
+    import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)
     with contextlib.suppress(Exception):

@@ -94,3 +94,18 @@ def save(model, path: Path, options) -> list[Path]:
     with quiet_stdout():
         archive.write_out(str(path), verbose=False)
     return [path]
+
+
+def describe_signatures(path: Path) -> dict:
+    """Every signature of a SavedModel: input and output names, dtypes and shapes."""
+    tf = tf_module()
+    with loader_errors(path), quiet_stdout():
+        loaded = tf.saved_model.load(str(path))
+    result = {}
+    for key, function in sorted(loaded.signatures.items()):
+        inputs = function.structured_input_signature[1]
+        result[key] = {
+            "inputs": [_spec(n, s).as_dict() for n, s in sorted(inputs.items())],
+            "outputs": [_spec(n, s).as_dict() for n, s in sorted(function.structured_outputs.items())],
+        }
+    return result

@@ -1,0 +1,246 @@
+"""The `kexport` command line: thin Typer commands over the library.
+
+Each command declares its options, makes one library call and renders the result: a JSON
+document on stdout with `--json`, else text (results on stdout, progress and errors on stderr).
+Errors are rendered once, here: one line and the exit code of the contract; `--debug` adds the
+traceback. Library modules are imported inside the commands so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from exporter import __version__
+from exporter.errors import EXIT_BAD_INPUT, KexportError
+
+app = typer.Typer(
+    name="kexport",
+    help="Convert, slice, verify and serve trained Keras models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing destination.")]
+UnsafeOpt = Annotated[
+    bool, typer.Option("--unsafe", help="Allow artifacts that carry code (Lambda layers).")
+]
+CustomOpt = Annotated[
+    Optional[str],
+    typer.Option("--custom-objects", help="Module path or .py file defining custom layers."),
+]
+FromOpt = Annotated[Optional[str], typer.Option("--from", help="Source format (else detected).")]
+AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]
+RtolOpt = Annotated[float, typer.Option("--rtol", help="Relative tolerance.")]
+InputsOpt = Annotated[
+    Optional[Path], typer.Option("--inputs", help=".npz of inputs named after the model inputs.")
+]
+WeightsOpt = Annotated[
+    Optional[Path], typer.Option("--weights", help="Weights file for a json/yaml architecture.")
+]
+ArchOpt = Annotated[
+    Optional[Path],
+    typer.Option("--architecture", help="Architecture (json, yaml, h5, keras) for a weights file."),
+]
+
+
+def echo(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def progress_printer(quiet: bool):
+    return (lambda message: None) if quiet else (lambda message: echo(f"kexport: {message}"))
+
+
+def print_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def handle_errors(command):
+    """Render library errors as one line and the contract's exit code (traceback with --debug)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KexportError as error:
+            code, message, report = error.exit_code, str(error), getattr(error, "report", None)
+        except KeyboardInterrupt:
+            echo("kexport: interrupted")
+            raise typer.Exit(130) from None
+        except Exception as error:  # noqa: BLE001 - the edge: nothing escapes as a traceback
+            code = EXIT_BAD_INPUT
+            message = f"unexpected error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            report = None
+        if kwargs.get("debug"):
+            traceback.print_exc()
+        echo(f"error: {message}")
+        if kwargs.get("json_output"):
+            print_json({
+                "ok": False,
+                "exit_code": code,
+                "error": message,
+                "report": report.as_dict() if report is not None else None,
+            })
+        raise typer.Exit(code)
+
+    return wrapper
+
+
+def load_options(
+    source_format=None, weights=None, architecture=None, custom_objects=None, unsafe=False,
+    by_name=False, skip_mismatch=False,
+):
+    from exporter.custom import load_custom_objects
+    from exporter.loaded import LoadOptions
+
+    return LoadOptions(
+        source_format=source_format,
+        weights=weights,
+        architecture=architecture,
+        custom_objects=load_custom_objects(custom_objects),
+        unsafe=unsafe,
+        by_name=by_name,
+        skip_mismatch=skip_mismatch,
+    )
+
+
+def render_report(report) -> None:
+    for out in report.outputs:
+        status = "ok  " if out.passed else "FAIL"
+        diff = "-" if out.max_abs_diff is None else f"{out.max_abs_diff:.3g}"
+        rel = "-" if out.max_rel_diff is None else f"{out.max_rel_diff:.3g}"
+        echo(f"  {status} {out.name}: shape {out.candidate_shape}, max abs {diff}, max rel {rel}"
+             + (f" ({out.reason})" if out.reason else ""))
+
+
+@app.command("inspect")
+@handle_errors
+def inspect_command(
+    path: Annotated[Path, typer.Argument(help="Model file, weights file or SavedModel folder.")],
+    source_format: FromOpt = None,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
+):
+    """Describe a model: format, writer, inputs, outputs, layers, parameters, signatures."""
+    from exporter.inspect import format_table, inspect_artifact
+
+    info = inspect_artifact(path, source_format)
+    if json_output:
+        print_json(info)
+    else:
+        typer.echo(format_table(info))
+
+
+@app.command("convert")
+@handle_errors
+def convert_command(
+    source: Annotated[Path, typer.Argument(help="The model to convert.")],
+    destination: Annotated[Path, typer.Argument(help="Where to write it.")],
+    to: Annotated[Optional[str], typer.Option("--to", help="h5, keras, savedmodel, json, yaml, weights.")] = None,
+    source_format: FromOpt = None,
+    weights: WeightsOpt = None,
+    architecture: ArchOpt = None,
+    by_name: Annotated[bool, typer.Option("--by-name", help="Load weights by layer name.")] = False,
+    skip_mismatch: Annotated[bool, typer.Option("--skip-mismatch", help="With --by-name: skip layers whose shapes differ.")] = False,
+    config_only: Annotated[bool, typer.Option("--config-only", help="json/yaml: write no weights file.")] = False,
+    custom_objects: CustomOpt = None,
+    unsafe: UnsafeOpt = False,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")] = False,
+    atol: AtolOpt = 1e-5,
+    rtol: RtolOpt = 1e-4,
+    inputs: InputsOpt = None,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Convert a model to another format, verified against the source, published atomically."""
+    from exporter.convert import convert
+
+    options = load_options(source_format, weights, architecture, custom_objects, unsafe,
+                           by_name, skip_mismatch)
+    result = convert(
+        source, destination, to, options, verify=not no_verify, atol=atol, rtol=rtol,
+        inputs_file=inputs, force=force, config_only=config_only,
+        progress=progress_printer(quiet or json_output),
+    )
+    if json_output:
+        print_json(result.as_dict())
+        return
+    for note in result.notes:
+        echo(f"  repair {note}")
+    if result.report:
+        render_report(result.report)
+        echo(result.report.summary())
+    for path in result.written:
+        typer.echo(f"wrote {path}")
+
+
+@app.command("verify")
+@handle_errors
+def verify_command(
+    first: Annotated[Path, typer.Argument(help="The reference model.")],
+    second: Annotated[Path, typer.Argument(help="The model that should compute the same.")],
+    weights: WeightsOpt = None,
+    architecture: ArchOpt = None,
+    custom_objects: CustomOpt = None,
+    unsafe: UnsafeOpt = False,
+    atol: AtolOpt = 1e-5,
+    rtol: RtolOpt = 1e-4,
+    inputs: InputsOpt = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Check that two artifacts compute the same outputs on the same inputs (exit 1 if not)."""
+    from exporter.convert import verify_artifacts
+    from exporter.errors import EXIT_VERIFY_FAILED
+
+    options = load_options(None, weights, architecture, custom_objects, unsafe)
+    report = verify_artifacts(first, second, options, inputs_file=inputs, atol=atol, rtol=rtol)
+    if json_output:
+        print_json({"ok": report.passed, "report": report.as_dict()})
+    else:
+        if not quiet:
+            render_report(report)
+        typer.echo(report.summary(), err=not report.passed)
+    if not report.passed:
+        raise typer.Exit(EXIT_VERIFY_FAILED)
+
+
+def _register_optional_commands() -> None:
+    """Commands of other packages (serving) plug in here when they are present."""
+    try:
+        from serving.cli import register
+    except ImportError:
+        return
+    register(app)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    if sys.argv[1:] == ["--version"]:
+        typer.echo(f"kexport {__version__}")
+        return
+    app()
+
+
+if __name__ == "__main__":
+    main()
