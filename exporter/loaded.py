@@ -14,14 +14,16 @@ Tensors = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One signature input or output: name, shape (None for unknown dims) and dtype name."""
+    """One signature input or output: name, shape (None for unknown dims, or for an unknown
+    rank) and dtype name."""
 
     name: str
-    shape: tuple
+    shape: tuple | None
     dtype: str
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        shape = None if self.shape is None else list(self.shape)
+        return {"name": self.name, "shape": shape, "dtype": self.dtype}
 
 
 @dataclass

@@ -64,9 +64,10 @@ def make_inputs(
     rng = np.random.default_rng(seed)
     inputs = {}
     for spec in specs:
+        dims = spec.shape if spec.shape is not None else (None,)  # unknown rank: a batch vector
         shape = [
             (DEFAULT_BATCH if i == 0 else DEFAULT_DIM) if dim is None else dim
-            for i, dim in enumerate(spec.shape)
+            for i, dim in enumerate(dims)
         ]
         dtype = np.dtype(spec.dtype) if spec.dtype not in ("string", "variant", "resource") else None
         if dtype is None:

@@ -18,6 +18,7 @@ from exporter.errors import (
 _UNKNOWN_CLASS = (
     re.compile(r"Could not locate (?:class|function) '([^']+)'"),
     re.compile(r"Unknown (?:layer|object|class)(?: name)?: '?([\w.>]+)"),
+    re.compile(r"Could not deserialize '(?:[\w]+\.)*(\w+)' because it is not a KerasSaveable"),
 )
 _SHAPE_MISMATCH = re.compile(r"shape|Shapes|expected \d+ variables|incompatible", re.I)
 

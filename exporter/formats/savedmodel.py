@@ -46,6 +46,8 @@ def pick_signature(loaded, path: Path, key: str = SERVING_KEY):
 
 
 def _spec(name: str, spec) -> TensorSpec:
+    if spec.shape.rank is None:  # TF1 signatures may leave even the rank open
+        return TensorSpec(name, None, spec.dtype.name)
     shape = tuple(None if dim is None else int(dim) for dim in spec.shape)
     return TensorSpec(name, shape, spec.dtype.name)
 
