@@ -148,7 +148,7 @@ class Servable:
 
 def read_signature_defs(path: Path) -> dict:
     """The SignatureDefs of the `serve` MetaGraph of a SavedModel, as private messages."""
-    from google.protobuf import text_format
+    from google.protobuf import message, text_format
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved_model = saved_model_pb2.SavedModel()
@@ -157,7 +157,7 @@ def read_signature_defs(path: Path) -> dict:
             saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
         else:
             text_format.Parse((path / "saved_model.pbtxt").read_text(), saved_model)
-    except (OSError, text_format.ParseError, ValueError) as err:
+    except (OSError, message.DecodeError, text_format.ParseError, ValueError) as err:
         raise RuntimeError(f"Cannot read the SavedModel in {path}: {_one_line(err)}") from None
     for meta_graph in saved_model.meta_graphs:
         if set(meta_graph.meta_info_def.tags) == {SERVE_TAG}:
