@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,24 +25,24 @@ def register(app: typer.Typer) -> None:
 
 def predict(
     model: Annotated[str, typer.Option(help="Model name.", show_default=False)],
-    files: Annotated[Optional[list[str]], typer.Argument(
+    files: Annotated[list[str] | None, typer.Argument(
         metavar="[FILE]...", help="Inputs: .npy, .npz, .json or images (PNG/JPEG); many files "
         "are batched.", show_default=False)] = None,
     target: Annotated[str, typer.Option(help="Server HOST:PORT.")] = "localhost:8500",
-    signature: Annotated[Optional[str], typer.Option(help="Signature (serving_default).")] = None,
-    version: Annotated[Optional[int], typer.Option(help="Model version (default: latest).")] = None,
-    label: Annotated[Optional[str], typer.Option(help="Model version label, e.g. stable.")] = None,
-    inputs: Annotated[Optional[list[str]], typer.Option(
+    signature: Annotated[str | None, typer.Option(help="Signature (serving_default).")] = None,
+    version: Annotated[int | None, typer.Option(help="Model version (default: latest).")] = None,
+    label: Annotated[str | None, typer.Option(help="Model version label, e.g. stable.")] = None,
+    inputs: Annotated[list[str] | None, typer.Option(
         "--input", metavar="NAME=FILE", help="A file for one named input (repeatable).")] = None,
     batch_size: Annotated[int, typer.Option(help="Examples per request.")] = 32,
     concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
     timeout: Annotated[float, typer.Option(help="Seconds to connect and per request.")] = 10.0,
     tls: Annotated[bool, typer.Option(help="Connect with TLS.")] = False,
-    ca_cert: Annotated[Optional[Path], typer.Option(help="PEM file of trusted roots for TLS.")] = None,
+    ca_cert: Annotated[Path | None, typer.Option(help="PEM file of trusted roots for TLS.")] = None,
     output: Annotated[str, typer.Option(metavar="json|table|npz:FILE",
                                         help="How to give the outputs.")] = "json",
-    top: Annotated[Optional[int], typer.Option(metavar="K", help="Show the K best classes.")] = None,
-    labels: Annotated[Optional[Path], typer.Option(
+    top: Annotated[int | None, typer.Option(metavar="K", help="Show the K best classes.")] = None,
+    labels: Annotated[Path | None, typer.Option(
         help="Class names: one per line, or Keras's imagenet_class_index.json.")] = None,
     preprocess: Annotated[str, typer.Option(help=PREPROCESS_HELP)] = "none",
     force: Annotated[bool, typer.Option(help="Overwrite an existing npz file.")] = False,

@@ -25,16 +25,20 @@ if __name__ == "__main__" and not __package__:
 
     sys.exit(_main())
 
-import threading  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor, as_completed  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
+import grpc
+import numpy as np
 
-from exporter.errors import BadInputError, ServingError, close_matches  # noqa: E402
-from serving import tensors  # noqa: E402
-from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2  # noqa: E402
+from exporter.errors import BadInputError, ServingError, close_matches
+from serving import tensors
+from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
@@ -128,7 +132,7 @@ class PredictClient:
         self._metadata = self._method(GET_MODEL_METADATA, get_model_metadata_pb2.GetModelMetadataResponse)
         self._status = self._method(GET_MODEL_STATUS, get_model_status_pb2.GetModelStatusResponse)
 
-    def __enter__(self) -> PredictClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

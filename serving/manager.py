@@ -161,7 +161,7 @@ class ModelManager:
         log.info("loading model %s version %d from %s", model.name, version, path)
         try:
             servable = Servable.load(model.name, version, path, warmup=self.warmup)
-        except Exception as err:  # a broken version must not stop the others
+        except Exception as err:  # noqa: BLE001 -- a broken version must not stop the others
             message = " ".join(str(err).split())
             log.error("loading model %s version %d failed: %s", model.name, version, message)
             with self._lock:

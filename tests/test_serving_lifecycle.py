@@ -111,8 +111,9 @@ def test_failed_loads_are_reported_and_keep_the_server_up(tmp_path):
     (models / "broken" / "3" / "saved_model.pb").write_bytes(b"not a protobuf")
     (models / "good").mkdir()
     (models / "good" / "123").symlink_to(VERSION_123)
-    (tmp_path / "models.config").write_text("model_config_list { %s }" % " ".join(
-        f'config {{ name: "{n}" base_path: "/models/{n}" }}' for n in ("warm", "broken", "good")))
+    configs = " ".join(f'config {{ name: "{n}" base_path: "/models/{n}" }}'
+                       for n in ("warm", "broken", "good"))
+    (tmp_path / "models.config").write_text(f"model_config_list {{ {configs} }}")
     running = start_server(tmp_path, port=0, poll_seconds=0)
     try:
         with PredictClient(running.address) as client:
@@ -199,8 +200,8 @@ def test_kexport_serve_command_reports_port_and_stops_on_sigterm(tmp_path):
 
 def test_kexport_serve_bad_path_is_one_line_exit_2(tmp_path):
     result = subprocess.run([sys.executable, "-c", SERVE_APP, "serve", str(tmp_path / "nope")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"kexport: error: {tmp_path / 'nope'} does not exist. Pass a bundle folder (with "
-        "models.config) or a model base path with numbered version folders."]
+        (f"kexport: error: {tmp_path / 'nope'} does not exist. Pass a bundle folder (with "
+        "models.config) or a model base path with numbered version folders.")]

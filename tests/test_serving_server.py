@@ -165,11 +165,11 @@ NOT_FOUND, INVALID, PRECONDITION = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.I
     (predict_request(""), INVALID, "ModelSpec has no name specified."),
     (predict_pb2.PredictRequest(), INVALID, "Missing ModelSpec"),
     (predict_request(inputs={"a": np.ones((1, 1), np.float32)}), INVALID,
-     "Signature input alias: x(feed name: x:0) not found in request and no default value "
-     "provided. Inputs expected to be in the request {a}, or default input alias set: "),
+     ("Signature input alias: x(feed name: x:0) not found in request and no default value "
+     "provided. Inputs expected to be in the request {a}, or default input alias set: ")),
     (predict_request(inputs={"a": np.ones(1, np.float32), "x": np.ones(1, np.float32)}), INVALID,
-     "input size does not match signature: 2!=1 len({a,x}) != len({x}). Sent extra: {a}. "
-     "Missing but required: {}."),
+     ("input size does not match signature: 2!=1 len({a,x}) != len({x}). Sent extra: {a}. "
+     "Missing but required: {}.")),
     (predict_request(inputs={"x": np.array([b"oops"], object)}), INVALID,
      "Expects arg[0] to be float but string is provided"),
 ])
@@ -248,7 +248,7 @@ def test_eight_concurrent_clients(server):
                     x = np.full((worker + 1, 1), worker * 100 + step, np.float32)
                     y = client.predict("two_all", x, version=123 + worker % 2).outputs["y"]
                     results[(worker, step)] = (x, y)
-        except Exception as err:  # surfaced by the assertion below
+        except Exception as err:  # noqa: BLE001 -- surfaced by the assertion below
             failures.append(err)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
