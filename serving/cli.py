@@ -7,8 +7,10 @@ subclasses; the CLI edge prints them as one line with their exit code.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -17,10 +19,42 @@ import typer
 PREPROCESS_HELP = "Image preprocessing, as keras.applications preprocess_input: none, tf, caffe, torch."
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `predict` and `serve` commands to a Typer app."""
-    app.command("predict")(predict)
-    app.command("serve")(serve)
+def register(app: typer.Typer, wrap=None) -> None:
+    """Add the `predict` and `serve` commands to a Typer app.
+
+    Args:
+        app: the kexport Typer app.
+        wrap: the app's error edge, a decorator that renders KexportError as one line and exits
+            with its code (it sees the commands' `json_output` and `debug` keyword arguments).
+            Without one, `render_errors` does that job.
+    """
+    wrap = wrap or render_errors
+    app.command("predict")(wrap(predict))
+    app.command("serve")(wrap(serve))
+
+
+def render_errors(command):
+    """Run a command; print a KexportError as `error: <message>` and exit with its code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from exporter.errors import KexportError
+
+        try:
+            return command(*args, **kwargs)
+        except KexportError as error:
+            if kwargs.get("debug"):
+                traceback.print_exc()
+            typer.echo(f"error: {error}", err=True)
+            if kwargs.get("json_output"):
+                typer.echo(json.dumps({"ok": False, "exit_code": error.exit_code,
+                                       "error": str(error)}))
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("kexport: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
 
 
 def predict(
@@ -46,7 +80,8 @@ def predict(
         help="Class names: one per line, or Keras's imagenet_class_index.json.")] = None,
     preprocess: Annotated[str, typer.Option(help=PREPROCESS_HELP)] = "none",
     force: Annotated[bool, typer.Option(help="Overwrite an existing npz file.")] = False,
-    json_: Annotated[bool, typer.Option("--json", help="JSON result on stdout.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="JSON result on stdout.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     """Send predictions to a TF Serving gRPC endpoint (a container, or `kexport serve`)."""
     from serving.client_cli import ProgressPrinter, describe, run_predict
@@ -55,13 +90,13 @@ def predict(
         target, model, files=files or [], inputs=inputs or [], signature=signature,
         version=version, label=label, batch_size=batch_size, concurrency=concurrency,
         timeout=timeout, tls=tls, ca_cert=str(ca_cert) if ca_cert else None,
-        output="json" if json_ and not output.startswith("npz:") else output, top=top,
+        output="json" if json_output and not output.startswith("npz:") else output, top=top,
         labels=str(labels) if labels else None, preprocess=preprocess, force=force,
         progress=ProgressPrinter())
     typer.echo(describe(result.prediction), err=True)
     if result.text:
         typer.echo(result.text)
-    elif json_:
+    elif json_output:
         typer.echo(json.dumps({"saved": output[4:], "model": result.prediction.model,
                                "versions": sorted(result.prediction.versions),
                                "signature": result.prediction.signature}))
@@ -84,8 +119,9 @@ def serve(
     warmup: Annotated[bool, typer.Option(help="Replay assets.extra warm-up records at load.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log one line per request.")] = False,
-    json_: Annotated[bool, typer.Option(
+    json_output: Annotated[bool, typer.Option(
         "--json", help="Print {address, host, port, models} as JSON on stdout once serving.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     """Serve models over TF Serving's gRPC API until Ctrl-C or SIGTERM (a local stand-in for the
     tensorflow/serving container)."""
@@ -97,7 +133,7 @@ def serve(
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
     def announce(running) -> None:
-        if json_:
+        if json_output:
             typer.echo(json.dumps({"address": running.address, "host": running.host,
                                    "port": running.port, "models": running.manager.available()}))
             sys.stdout.flush()

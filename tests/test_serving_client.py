@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporter.errors import BadInputError, ServingError
 from serving.client import PredictClient
 from serving.client_cli import main, run_predict
 from serving.server import start_server
@@ -322,7 +321,11 @@ def test_kexport_predict_command(target, tmp_path):
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["y"]["values"] == [[2.5], [3.0]]
     missing = runner.invoke(app, ["predict", "--target", target, "--model", "nope", x])
-    assert isinstance(missing.exception, ServingError) and missing.exception.exit_code == 4
+    assert missing.exit_code == 4 and missing.stdout == ""
+    assert missing.stderr.startswith("error: GetModelMetadata for model 'nope' failed with "
+                                     "NOT_FOUND") and len(missing.stderr.splitlines()) == 1
     bad = runner.invoke(app, ["predict", "--target", target, "--model", "half", "--preprocess",
-                              "nope", x])
-    assert isinstance(bad.exception, BadInputError) and bad.exception.exit_code == 2
+                              "nope", "--json", x])
+    assert bad.exit_code == 2
+    assert json.loads(bad.stdout) == {"ok": False, "exit_code": 2, "error": (
+        "Unknown --preprocess mode 'nope'; expected one of none, tf, caffe, torch.")}

@@ -161,19 +161,12 @@ def test_serve_stops_cleanly_on_ctrl_c(tmp_path):
 
 
 SERVE_APP = """
-import sys, typer
-from exporter.errors import KexportError
+import typer
 from serving.cli import register
 app = typer.Typer()
-@app.callback()
-def main():
-    pass
+app.callback()(lambda: None)
 register(app)
-try:
-    app(standalone_mode=False)
-except KexportError as err:
-    print(f"kexport: error: {err}", file=sys.stderr)
-    sys.exit(err.exit_code)
+app()
 """
 
 
@@ -203,5 +196,5 @@ def test_kexport_serve_bad_path_is_one_line_exit_2(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        (f"kexport: error: {tmp_path / 'nope'} does not exist. Pass a bundle folder (with "
+        (f"error: {tmp_path / 'nope'} does not exist. Pass a bundle folder (with "
         "models.config) or a model base path with numbered version folders.")]
