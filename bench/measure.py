@@ -1,0 +1,70 @@
+"""Run commands side by side and measure wall time and peak resident memory of each process."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Sample:
+    seconds: float
+    peak_mb: float
+
+
+def run_once(command: list[str], check: bool = True) -> Sample:
+    """Wall time and peak RSS (from wait4's rusage of this one child) of one run."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if check and os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"benchmark command failed: {' '.join(command)}\n{process.stderr.read().decode()[-2000:]}")
+    process.stderr.close()
+    return Sample(seconds, usage.ru_maxrss / 1024)
+
+
+def compare(
+    ours: list[str], theirs: list[str], repeats: int, check_theirs: bool = True
+) -> tuple[Sample, Sample]:
+    """Alternate the two commands (so machine noise hits both alike); medians of each."""
+    mine, base = [], []
+    for _ in range(repeats):
+        mine.append(run_once(ours))
+        base.append(run_once(theirs, check=check_theirs))
+
+    def median(samples):
+        return Sample(statistics.median(s.seconds for s in samples),
+                      statistics.median(s.peak_mb for s in samples))
+
+    return median(mine), median(base)
+
+
+@dataclass
+class Row:
+    name: str
+    ours: float
+    baseline: float
+    unit: str
+    goal: str  # e.g. "<= 0.10"
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline if self.baseline else float("inf")
+
+    @property
+    def met(self) -> bool:
+        op, value = self.goal.split()
+        return self.ratio <= float(value) if op == "<=" else self.ratio >= float(value)
+
+
+def print_table(rows: list[Row]) -> None:
+    header = f"{'benchmark':<46} {'kexport':>10} {'baseline':>10} {'ratio':>7} {'goal':>8}  met"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(f"{row.name:<46} {row.ours:>9.2f}{row.unit:<1} {row.baseline:>9.2f}{row.unit:<1} "
+              f"{row.ratio:>7.3f} {row.goal:>8}  {'yes' if row.met else 'NO'}")
