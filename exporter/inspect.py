@@ -63,16 +63,24 @@ def _ref_names(refs) -> list[str]:
 
 
 def _consumers_input_shapes(layers: list[dict]) -> dict[str, list]:
-    """What each layer fed its consumers, as recorded in their build configs (Keras 3)."""
+    """Each layer's output shape as its consumers recorded it (Keras 3 `__keras_tensor__` args)."""
     shapes: dict[str, list] = {}
+
+    def walk(value):
+        if isinstance(value, dict):
+            if value.get("class_name") == "__keras_tensor__":
+                config = value.get("config", {})
+                history = config.get("keras_history")
+                if history and config.get("shape") is not None:
+                    shapes.setdefault(history[0], list(config["shape"]))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
     for layer in layers:
-        shape = (layer.get("build_config") or {}).get("input_shape")
-        for node in layer.get("inbound_nodes", []):
-            args = node.get("args", []) if isinstance(node, dict) else []
-            if len(args) == 1 and isinstance(args[0], dict) and shape is not None:
-                history = args[0].get("config", {}).get("keras_history")
-                if history:
-                    shapes.setdefault(history[0], shape)
+        walk(layer.get("inbound_nodes", []))
     return shapes
 
 
