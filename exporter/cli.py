@@ -190,6 +190,44 @@ def convert_command(
         typer.echo(f"wrote {path}")
 
 
+@app.command("slice")
+@handle_errors
+def slice_command(
+    source: Annotated[Path, typer.Argument(help="The model to cut.")],
+    destination: Annotated[Path, typer.Argument(help="Where to write the sub-model.")],
+    output: Annotated[Optional[list[str]], typer.Option("--output", help="Layer whose output becomes an output: NAME, NAME:NODE or OUTER/INNER (repeatable, in order).")] = None,
+    input_: Annotated[Optional[list[str]], typer.Option("--input", help="Layer whose output becomes a new input (repeatable).")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="h5, keras, savedmodel, json, yaml, weights.")] = None,
+    custom_objects: CustomOpt = None,
+    unsafe: UnsafeOpt = False,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")] = False,
+    atol: AtolOpt = 1e-5,
+    rtol: RtolOpt = 1e-4,
+    inputs: InputsOpt = None,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Cut a sub-model out at named layers, verified against the source, published atomically."""
+    from exporter.slicing import slice_artifact
+
+    result = slice_artifact(
+        source, destination, list(output or []), list(input_ or []), to,
+        load_options(None, None, None, custom_objects, unsafe), verify=not no_verify,
+        atol=atol, rtol=rtol, inputs_file=inputs, force=force,
+        progress=progress_printer(quiet or json_output),
+    )
+    if json_output:
+        print_json(result.as_dict())
+        return
+    if result.report:
+        render_report(result.report)
+        echo(result.report.summary())
+    for path in result.written:
+        typer.echo(f"wrote {path}")
+
+
 @app.command("verify")
 @handle_errors
 def verify_command(

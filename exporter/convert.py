@@ -134,6 +134,49 @@ def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool)
     return loaded_keras3(model, fmt, path, None)
 
 
+def stage_verify_publish(
+    model: LoadedModel,
+    destination: Path,
+    fmt: str,
+    check: Callable[[LoadedModel], VerificationReport] | None,
+    *,
+    force: bool = False,
+    config_only: bool = False,
+    progress: Callable[[str], None] = _silent,
+) -> tuple[list[Path], VerificationReport | None]:
+    """Write `model` beside `destination`, re-load it from disk, check it, then publish it.
+
+    Args:
+        model: what to write (`model.model`); also what a weights-only re-load builds on.
+        destination: the final path; nothing appears there unless `check` passes.
+        fmt: the format to write.
+        check: compares the re-loaded artifact with a reference; None skips verification.
+        force: replace an existing destination.
+        config_only: json/yaml without a weights file.
+        progress: receives one-line progress messages.
+
+    Returns:
+        The published paths and the verification report (None when not verified).
+
+    Raises:
+        VerificationError: the written artifact computes something else (nothing is published).
+    """
+    with staging_folder(destination) as stage:
+        progress(f"writing {fmt} to {destination}")
+        staged = save_model(model.model, stage / destination.name, fmt, config_only)
+        report = None
+        if check is not None:
+            progress("verifying the written model against the source")
+            # The artifact as a user would read it back, not the in-memory model: this is
+            # what catches formats that lose layers, weights or names on the way to disk.
+            written = reload_written(stage / destination.name, fmt, model, config_only)
+            report = check(written)
+            if not report.passed:
+                raise VerificationError(report.summary(), report=report)
+        published = publish(staged, destination.parent, force)
+    return published, report
+
+
 def convert(
     source_path: Path,
     destination: Path,
@@ -160,17 +203,14 @@ def convert(
     progress(f"loading {source_path}")
     source = load_model(source_path, options)
     refuse_impossible(source, fmt, config_only)
-    with staging_folder(destination) as stage:
-        progress(f"writing {fmt} to {destination}")
-        staged = save_model(source.model, stage / destination.name, fmt, config_only)
-        report = None
-        if verify:
-            progress("verifying the written model against the source")
-            written = reload_written(stage / destination.name, fmt, source, config_only)
-            report = verify_loaded(source, written, inputs_file, atol, rtol)
-            if not report.passed:
-                raise VerificationError(report.summary(), report=report)
-        published = publish(staged, destination.parent, force)
+    check = None
+    if verify:
+        def check(written: LoadedModel) -> VerificationReport:
+            return verify_loaded(source, written, inputs_file, atol, rtol)
+
+    published, report = stage_verify_publish(
+        source, destination, fmt, check, force=force, config_only=config_only, progress=progress
+    )
     return ConvertResult(
         source=str(source_path),
         source_format=source.format,
