@@ -1,0 +1,230 @@
+"""`kexport bundle`: a TensorFlow Serving model repository that the official image serves as is.
+
+OUT_DIR/
+  models/<name>/<version>/   SavedModels (serving_default keyed by layer names), warm-up records
+  models.config              text-format ModelServerConfig, base paths under /models
+  batching.config            with --batching
+  Dockerfile, docker-compose.yml, README.md   rendered from the templates in docker/
+  bundle.json                manifest: every version's source, sha256, signature, inputs, outputs
+
+The whole bundle is built in a staging folder beside OUT_DIR (existing versions hard-linked in,
+new ones exported and verified there) and swapped into place at the end, so an interrupted or
+failed run leaves the previous bundle as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporter import __version__
+from exporter.errors import BadInputError, DestinationExistsError
+from exporter.publish import publish, staging_folder
+from serving.bundle_export import export_version
+from serving.bundle_files import render_docker_files
+from serving.repository import ModelConfig, read_models_config
+from serving.serverconfig import (
+    POLICIES,
+    BatchingSettings,
+    check_model_name,
+    check_servable,
+    container_base_path,
+    render_models_config,
+)
+
+MANIFEST = "bundle.json"
+DEFAULT_IMAGE = "tensorflow/serving:2.19.0"
+
+
+@dataclass
+class ModelSource:
+    """One `--model NAME=PATH[@VERSION]`."""
+
+    name: str
+    path: Path
+    version: int | None = None
+
+
+def parse_model_spec(text: str) -> ModelSource:
+    """Parse `NAME=PATH[@VERSION]`."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise BadInputError(f"--model '{text}' is not NAME=PATH[@VERSION].")
+    path, at, version = rest.rpartition("@") if "@" in rest else (rest, "", "")
+    if at and not version.isdigit():
+        raise BadInputError(f"--model '{text}': version '{version}' is not a positive integer.")
+    return ModelSource(check_model_name(name), Path(path), int(version) if at else None)
+
+
+def parse_label(text: str) -> tuple[str, str, int]:
+    """Parse `NAME:LABEL=VERSION`."""
+    head, sep, version = text.partition("=")
+    name, colon, label = head.partition(":")
+    if not (sep and colon and name and label and version.isdigit()):
+        raise BadInputError(f"--label '{text}' is not NAME:LABEL=VERSION.")
+    return name, label, int(version)
+
+
+def parse_policy(text: str) -> tuple[str, str]:
+    """Parse `NAME:latest|all|specific`."""
+    name, colon, policy = text.partition(":")
+    if not colon or policy not in POLICIES:
+        raise BadInputError(f"--policy '{text}' is not NAME:{'|'.join(POLICIES)}.")
+    return name, policy
+
+
+@dataclass
+class BundleRequest:
+    out_dir: Path
+    sources: list[ModelSource]
+    labels: list[tuple[str, str, int]] = field(default_factory=list)
+    policies: list[tuple[str, str]] = field(default_factory=list)
+    batching: bool = False
+    warmup: int = 0
+    warmup_inputs: Path | None = None
+    image: str = DEFAULT_IMAGE
+    force: bool = False
+    verify: bool = True
+    atol: float = 1e-5
+    rtol: float = 1e-4
+
+
+def read_manifest(out_dir: Path) -> dict | None:
+    """The manifest of an existing bundle, or None when OUT_DIR is not one."""
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise BadInputError(f"{path} is not valid JSON; is {out_dir} a kexport bundle?") from None
+
+
+def plan_versions(request: BundleRequest, manifest: dict) -> list[tuple[ModelSource, int]]:
+    """Give every source a version: as asked, its folder's number, or the next free one."""
+    existing = {name: {int(v) for v in entry["versions"]} for name, entry in manifest["models"].items()}
+    taken = {name: set(versions) for name, versions in existing.items()}
+    planned: list[tuple[ModelSource, int]] = []
+    for source in request.sources:
+        version = source.version
+        if version is None and source.path.name.isdigit():
+            version = int(source.path.name)  # a TF Serving version folder keeps its number
+        if version is None:
+            version = max(taken.get(source.name, set()) | {0}) + 1
+        if (source.name, version) in {(s.name, v) for s, v in planned}:
+            raise BadInputError(f"model '{source.name}' version {version} is given twice.")
+        if version in existing.get(source.name, set()) and not request.force:
+            raise DestinationExistsError(
+                f"model '{source.name}' already has version {version} in {request.out_dir}.",
+                hint="Give another version with NAME=PATH@VERSION, or --force to replace it.",
+            )
+        taken.setdefault(source.name, set()).add(version)
+        planned.append((source, version))
+    return planned
+
+
+def model_configs(manifest: dict) -> tuple[list[ModelConfig], dict[str, list[int]]]:
+    """ModelServerConfig entries and the versions each model has, from the manifest."""
+    configs, versions = [], {}
+    for name, entry in sorted(manifest["models"].items()):
+        versions[name] = sorted(int(v) for v in entry["versions"])
+        configs.append(ModelConfig(
+            name=name,
+            base_path=Path(container_base_path(name)),
+            policy=entry.get("policy", "latest"),
+            versions=tuple(versions[name]) if entry.get("policy") == "specific" else (),
+            labels={label: int(v) for label, v in entry.get("labels", {}).items()},
+        ))
+    return configs, versions
+
+
+def update_manifest(manifest: dict, request: BundleRequest, planned) -> None:
+    """Record the new versions, policies and labels (entries for versions filled in later)."""
+    manifest["kexport_version"] = __version__
+    manifest["image"] = request.image
+    manifest["batching"] = request.batching or manifest.get("batching", False)
+    for source, version in planned:
+        entry = manifest["models"].setdefault(source.name, {"policy": "latest", "labels": {}, "versions": {}})
+        entry["versions"][str(version)] = {"source": str(source.path.resolve())}
+    for name, policy in request.policies:
+        _entry(manifest, name, "--policy")["policy"] = policy
+    for name, label, version in request.labels:
+        _entry(manifest, name, "--label")["labels"][label] = version
+
+
+def _entry(manifest: dict, name: str, option: str) -> dict:
+    if name not in manifest["models"]:
+        raise BadInputError(
+            f"{option} names model '{name}', which is not in the bundle "
+            f"(models: {', '.join(sorted(manifest['models'])) or 'none'})."
+        )
+    return manifest["models"][name]
+
+
+def build_bundle(request: BundleRequest, progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Build or extend a bundle; returns its manifest. Nothing changes unless everything works."""
+    out_dir = Path(request.out_dir)
+    if not request.sources:
+        raise BadInputError("no --model given; expected at least one NAME=PATH[@VERSION].")
+    existing = read_manifest(out_dir) if out_dir.exists() else None
+    if out_dir.exists() and existing is None and any(out_dir.iterdir()) and not request.force:
+        raise DestinationExistsError(f"{out_dir} exists and is not a kexport bundle.",
+                                     hint="Choose another folder, or --force to replace it.")
+    manifest = existing or {"models": {}}
+    planned = plan_versions(request, manifest)
+    update_manifest(manifest, request, planned)
+    configs, versions = model_configs(manifest)
+    check_servable(configs, versions)  # before any export: cheap refusals first
+    with staging_folder(out_dir) as stage:
+        bundle = stage / out_dir.name
+        _link_existing_versions(out_dir if existing else None, bundle, manifest, planned)
+        for source, version in planned:
+            progress(f"exporting {source.name} version {version} from {source.path}")
+            manifest["models"][source.name]["versions"][str(version)] = export_version(
+                source, version, bundle / "models" / source.name / str(version), request
+            )
+        _write_server_files(bundle, manifest, configs, request)
+        publish([bundle], out_dir.parent, force=True)
+    return manifest
+
+
+def _link_existing_versions(old: Path | None, bundle: Path, manifest: dict, planned) -> None:
+    """Hard-link the versions the bundle keeps (versions are immutable once written)."""
+    (bundle / "models").mkdir(parents=True)
+    if old is None:
+        return
+    replaced = {(source.name, version) for source, version in planned}
+    for name, entry in manifest["models"].items():
+        for version in entry["versions"]:
+            if (name, int(version)) in replaced:
+                continue
+            source = old / "models" / name / version
+            if not source.is_dir():
+                raise BadInputError(f"the bundle's manifest lists {name} version {version}, "
+                                    f"but {source} is missing; rebuild the bundle with --force.")
+            shutil.copytree(source, bundle / "models" / name / version, copy_function=os.link)
+
+
+def _write_server_files(bundle: Path, manifest: dict, configs, request: BundleRequest) -> None:
+    (bundle / "models.config").write_text(render_models_config(configs), encoding="utf-8")
+    read_models_config(bundle / "models.config", bundle)  # parse back with TF Serving's proto
+    if manifest["batching"]:
+        (bundle / "batching.config").write_text(BatchingSettings().render(), encoding="utf-8")
+    render_docker_files(bundle, manifest)
+    (bundle / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+__all__ = [
+    "BundleRequest",
+    "build_bundle",
+    "file_sha256",
+    "parse_label",
+    "parse_model_spec",
+    "parse_policy",
+    "read_manifest",
+    "tree_sha256",
+]

@@ -1,0 +1,61 @@
+"""Put one model version into a bundle: export (or copy) a SavedModel, verify it, warm it up."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from exporter.convert import load_model, refuse_impossible, save_model
+from exporter.errors import BadInputError, VerificationError
+from exporter.formats import detect
+from exporter.formats.savedmodel import load_signature
+from exporter.loaded import LoadOptions
+from exporter.verify import verify_loaded
+from serving.bundle_files import source_sha256
+from serving.warmup import write_warmup
+
+
+def _refuse_links(root: Path) -> None:
+    """A SavedModel copied into a bundle must not bring links to files outside it."""
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            raise BadInputError(f"{root} contains a symbolic link ({path}); refusing to copy it.")
+
+
+def export_version(source, version: int, version_dir: Path, request) -> dict:
+    """Write `source` as `version_dir` and return its manifest entry.
+
+    A Keras model (any format convert reads) goes through the same SavedModel writer as
+    `convert`; a SavedModel without Keras metadata is copied as it is. Either way the result is
+    re-loaded from the bundle and compared with the source before it counts.
+    """
+    detected = detect(source.path)
+    if detected.format == "savedmodel" and not detected.details.get("keras_metadata"):
+        _refuse_links(source.path)
+        reference = load_signature(source.path)
+        shutil.copytree(source.path, version_dir)
+    else:
+        reference = load_model(source.path, LoadOptions())
+        refuse_impossible(reference, "savedmodel", False)
+        save_model(reference.model, version_dir, "savedmodel")
+    written = load_signature(version_dir)  # what TF Serving will call: serving_default
+    report = None
+    if request.verify:
+        report = verify_loaded(reference, written, None, request.atol, request.rtol)
+        if not report.passed:
+            raise VerificationError(
+                f"model '{source.name}' version {version}: {report.summary()}", report=report)
+    warmup = None
+    if request.warmup:
+        warmup = str(write_warmup(version_dir, source.name, written.inputs, request.warmup,
+                                  request.warmup_inputs).relative_to(version_dir))
+    return {
+        "source": str(source.path.resolve()),
+        "source_format": detected.format,
+        "source_sha256": source_sha256(source.path),
+        "signature": "serving_default",
+        "inputs": [spec.as_dict() for spec in written.inputs],
+        "outputs": [spec.as_dict() for spec in written.outputs],
+        "verified": bool(report and report.passed),
+        "warmup_records": request.warmup if warmup else 0,
+    }

@@ -1,0 +1,65 @@
+"""The files around a bundle's models: Dockerfile, compose file, README, and source hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from exporter import __version__
+from serving.serverconfig import server_flags
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "docker"
+CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_sha256(root: Path) -> str:
+    """One hash for a folder: every file's relative path and content, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def source_sha256(path: Path) -> str:
+    return tree_sha256(path) if path.is_dir() else file_sha256(path)
+
+
+def _image_tag(manifest: dict) -> str:
+    return "kexport-" + "-".join(sorted(manifest["models"]))[:60]
+
+
+def render_docker_files(bundle: Path, manifest: dict) -> None:
+    """Write Dockerfile, docker-compose.yml and README.md from the templates in docker/."""
+    names = ", ".join(sorted(manifest["models"]))
+    tag = _image_tag(manifest)
+    flags = server_flags(manifest.get("batching", False))
+    config_files = "models.config batching.config" if manifest.get("batching") else "models.config"
+    values = {
+        "models": names,
+        "tag": tag,
+        "image": manifest["image"],
+        "config_files": config_files,
+        "flags": ", ".join(json.dumps(flag) for flag in flags),
+        "kexport_version": __version__,
+        "predict_lines": "\n".join(
+            f"kexport predict --target localhost:8500 --model {name} INPUT.npy"
+            for name in sorted(manifest["models"])
+        ),
+    }
+    for template, target in (
+        ("Dockerfile.template", "Dockerfile"),
+        ("docker-compose.yml.template", "docker-compose.yml"),
+        ("README.bundle.md.template", "README.md"),
+    ):
+        text = (TEMPLATES / template).read_text(encoding="utf-8")
+        (bundle / target).write_text(text.format(**values), encoding="utf-8")
