@@ -1,6 +1,7 @@
 """gRPC client for TF Serving's PredictionService and ModelService, without TensorFlow.
 
-Library: `PredictClient` (metadata, status, predict, batched predict) and `predict_files`.
+Library: `PredictClient` (signatures, status, predict, batched predict); files are read and
+rendered by `serving.client_cli.run_predict`, which the script and `kexport predict` share.
 Script: `python serving/client.py --target HOST:PORT --model NAME FILE ...` (see `--help`).
 
 The messages come from the project's own protobuf definitions (`serving/protos`, package
@@ -36,9 +37,13 @@ import numpy as np
 from exporter.errors import BadInputError, ServingError, close_matches
 from serving import tensors
 from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+from serving.signatures import Signature, TensorSpec, signatures_from_metadata
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+__all__ = ["PredictClient", "Prediction", "Signature", "TensorSpec", "VersionStatus", "main",
+           "split_batches"]
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
@@ -55,31 +60,6 @@ _HINTS = {
                                         "lower --batch-size.",
     grpc.StatusCode.DEADLINE_EXCEEDED: "Raise --timeout or lower --batch-size.",
 }
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output of a signature: alias, DataType and shape (None: unknown rank)."""
-
-    name: str
-    dtype: int
-    shape: tuple[int, ...] | None
-
-    @property
-    def dtype_name(self) -> str:
-        """TensorFlow's name of the dtype, e.g. `float`."""
-        return tensors.dtype_name(self.dtype)
-
-
-@dataclass(frozen=True)
-class Signature:
-    """A serving signature as GetModelMetadata describes it."""
-
-    name: str
-    inputs: dict[str, TensorSpec]
-    outputs: dict[str, TensorSpec]
-    method_name: str = ""
-    defaults: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -150,7 +130,7 @@ class PredictClient:
             request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
             _model_spec(request.model_spec, model, None, version, label)
             response = self._call(self._metadata, request, f"GetModelMetadata for model '{model}'")
-            self._signatures[key] = _parse_signature_map(response)
+            self._signatures[key] = signatures_from_metadata(response)
         return self._signatures[key]
 
     def signature(self, model: str, signature: str | None = None, *, version: int | None = None,
@@ -278,29 +258,6 @@ def split_batches(inputs: dict[str, np.ndarray], batch_size: int) -> list[dict[s
             for start in range(0, total, batch_size)]
 
 
-def predict_files(client: PredictClient, model: str, *, files=(), named=(), preprocess="none",
-                  batch_size: int = 32, concurrency: int = 4, progress=None,
-                  **options) -> Prediction:
-    """Read input files for a model's signature and predict them in concurrent batches.
-
-    Args:
-        client: an open `PredictClient`.
-        model: model name.
-        files: files for the single input, or .npz / JSON objects keyed by input name.
-        named: (input name, file) pairs.
-        preprocess: image preprocessing (`none`, `tf`, `caffe`, `torch`).
-        batch_size, concurrency, progress: as for `PredictClient.predict_batched`.
-        **options: signature, version, label, output_filter.
-    """
-    from serving.inputs import load_inputs  # Pillow and friends only when files are read
-
-    spec = client.signature(model, options.get("signature"), version=options.get("version"),
-                            label=options.get("label"))
-    arrays = load_inputs(spec, files, named, preprocess)
-    return client.predict_batched(model, arrays, batch_size=batch_size, concurrency=concurrency,
-                                  progress=progress, **options)
-
-
 def _serialize(message) -> bytes:
     return message.SerializeToString()
 
@@ -326,24 +283,6 @@ def _model_spec(spec, model: str, signature, version, label) -> None:
         spec.version.value = int(version)
     elif label:
         spec.version_label = label
-
-
-def _parse_signature_map(response) -> dict[str, Signature]:
-    packed = response.metadata.get("signature_def")
-    if packed is None or not packed.type_url.endswith("SignatureDefMap"):
-        raise ServingError("GetModelMetadata answered without a signature_def map.")
-    sigmap = get_model_metadata_pb2.SignatureDefMap.FromString(packed.value)
-    return {name: Signature(name, _specs(sig.inputs), _specs(sig.outputs), sig.method_name,
-                            frozenset(sig.defaults)) for name, sig in sigmap.signature_def.items()}
-
-
-def _specs(infos) -> dict[str, TensorSpec]:
-    specs = {}
-    for name, info in infos.items():
-        known = info.HasField("tensor_shape") and not info.tensor_shape.unknown_rank
-        shape = tuple(d.size for d in info.tensor_shape.dim) if known else None
-        specs[name] = TensorSpec(name, info.dtype, shape)
-    return specs
 
 
 def _named_inputs(spec: Signature, inputs) -> dict:

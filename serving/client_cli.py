@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 
 from exporter.errors import BadInputError, DestinationExistsError, KexportError
-from serving.client import PredictClient, Prediction, predict_files
+from serving.client import PredictClient, Prediction
 from serving.outputs import load_labels, render
 
 
@@ -63,6 +63,29 @@ def check_output(output: str, force: bool) -> None:
         raise BadInputError(f"Unknown --output '{output}'; expected json, table or npz:FILE.")
     if Path(output[4:]).exists() and not force:
         raise DestinationExistsError(f"{output[4:]} exists.", hint="Pass --force to overwrite it.")
+
+
+def predict_files(client: PredictClient, model: str, *, files=(), named=(), preprocess="none",
+                  batch_size: int = 32, concurrency: int = 4, progress=None,
+                  **options) -> Prediction:
+    """Read input files for a model's signature and predict them in concurrent batches.
+
+    Args:
+        client: an open `PredictClient`.
+        model: model name.
+        files: files for the single input, or .npz / JSON objects keyed by input name.
+        named: (input name, file) pairs.
+        preprocess: image preprocessing (`none`, `tf`, `caffe`, `torch`).
+        batch_size, concurrency, progress: as for `PredictClient.predict_batched`.
+        **options: signature, version, label, output_filter.
+    """
+    from serving.inputs import load_inputs  # Pillow and friends only when files are read
+
+    spec = client.signature(model, options.get("signature"), version=options.get("version"),
+                            label=options.get("label"))
+    arrays = load_inputs(spec, files, named, preprocess)
+    return client.predict_batched(model, arrays, batch_size=batch_size, concurrency=concurrency,
+                                  progress=progress, **options)
 
 
 def run_predict(target: str, model: str, *, files=(), inputs=(), signature: str | None = None,

@@ -148,7 +148,7 @@ def test_single_input_needs_no_name_and_files_are_batched(target, tmp_path, caps
 def test_one_example_gets_a_batch_axis(target, tmp_path, capsys):
     example = write_json(tmp_path / "one.json", [1, 2, 3, 4])  # features of one example
     with PredictClient(target) as client:
-        from serving.client import predict_files
+        from serving.client_cli import predict_files
 
         result = predict_files(client, "multi", named=[("features", example), (
             "scale", write_json(tmp_path / "s.json", [1]))])
