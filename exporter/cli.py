@@ -266,7 +266,56 @@ def _register_optional_commands() -> None:
         from serving.cli import register
     except ImportError:
         return
-    register(app)
+    register(app, wrap=handle_errors)
+
+
+@app.command("bundle")
+@handle_errors
+def bundle_command(
+    out_dir: Annotated[Path, typer.Argument(help="Bundle folder to create or extend.")],
+    model: Annotated[list[str], typer.Option("--model", help="NAME=PATH[@VERSION] (repeatable).")],
+    label: Annotated[Optional[list[str]], typer.Option("--label", help="NAME:LABEL=VERSION (repeatable).")] = None,
+    policy: Annotated[Optional[list[str]], typer.Option("--policy", help="NAME:latest|all|specific (repeatable).")] = None,
+    batching: Annotated[bool, typer.Option("--batching", help="Write batching.config and enable batching.")] = False,
+    warmup: Annotated[int, typer.Option("--warmup", help="Warm-up records per model version (at most 1000).")] = 0,
+    warmup_inputs: Annotated[Optional[Path], typer.Option("--warmup-inputs", help=".npz of warm-up inputs.")] = None,
+    image: Annotated[Optional[str], typer.Option("--image", help="Base image (default: a pinned tensorflow/serving).")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")] = False,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Bundle models into a TensorFlow Serving repository with models.config and a Dockerfile."""
+    from serving.bundle import (
+        DEFAULT_IMAGE,
+        BundleRequest,
+        build_bundle,
+        parse_label,
+        parse_model_spec,
+        parse_policy,
+    )
+
+    request = BundleRequest(
+        out_dir=out_dir,
+        sources=[parse_model_spec(text) for text in model],
+        labels=[parse_label(text) for text in label or []],
+        policies=[parse_policy(text) for text in policy or []],
+        batching=batching,
+        warmup=warmup,
+        warmup_inputs=warmup_inputs,
+        image=image or DEFAULT_IMAGE,
+        force=force,
+        verify=not no_verify,
+    )
+    manifest = build_bundle(request, progress=progress_printer(quiet or json_output))
+    if json_output:
+        print_json(manifest)
+        return
+    for name, entry in sorted(manifest["models"].items()):
+        versions = ", ".join(sorted(entry["versions"], key=int))
+        typer.echo(f"{name}: versions {versions} ({entry['policy']})")
+    typer.echo(f"wrote {out_dir}")
 
 
 _register_optional_commands()

@@ -9,6 +9,7 @@ counts come from the stored weights. SavedModels need TensorFlow to read their s
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
         "keras_version": detected.keras_version,
         "backend": detected.backend,
     }
+    if detected.format == "bundle":
+        info["manifest"] = json.loads((detected.path / "bundle.json").read_text(encoding="utf-8"))
+        return info
     if detected.format == "savedmodel":
         info.update(_savedmodel(detected))
         return info
@@ -214,6 +218,12 @@ def format_table(info: dict) -> str:
     for key in ("model_class", "layout"):
         if info.get(key):
             lines.append(f"{key.replace('_', ' ')}: {info[key]}")
+    for name, entry in sorted((info.get("manifest") or {}).get("models", {}).items()):
+        lines.append(f"model {name} (policy {entry['policy']}, labels {entry.get('labels') or {}}):")
+        for version, details in sorted(entry["versions"].items(), key=lambda item: int(item[0])):
+            ins = ", ".join(f"{s['name']} {s['dtype']} {s['shape']}" for s in details.get("inputs", []))
+            outs = ", ".join(s["name"] for s in details.get("outputs", []))
+            lines.append(f"  version {version}: {ins} -> {outs}  from {details.get('source')}")
     for sig_name, sig in (info.get("signatures") or {}).items():
         lines.append(f"signature {sig_name}:")
         lines += [f"  in  {s['name']}: {s['dtype']} {s['shape']}" for s in sig["inputs"]]

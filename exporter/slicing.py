@@ -15,128 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.errors import BadInputError, UnknownLayerError, VerificationError, close_matches
+from exporter.errors import BadInputError, UnknownLayerError, VerificationError
 from exporter.kmodel import input_specs, output_specs
+from exporter.layer_paths import Address, graph_of, is_nested_model, producer_node, resolve
 from exporter.loaded import LoadOptions, Tensors
 from exporter.verify import (
-    DEFAULT_ATOL, DEFAULT_RTOL, VerificationReport, compare_outputs, embedding_bound,
-    make_inputs, read_inputs, rename_inputs,
+    DEFAULT_ATOL,
+    DEFAULT_RTOL,
+    VerificationReport,
+    compare_outputs,
+    embedding_bound,
+    make_inputs,
+    read_inputs,
+    rename_inputs,
 )
-
-
-@dataclass(frozen=True)
-class Step:
-    """One hop of an address: `layer` called at `node` (an index into its inbound nodes)."""
-
-    layer: object
-    node: int
-
-
-@dataclass(frozen=True)
-class Address:
-    """A resolved layer address: the nested models it passes through, then the layer itself."""
-
-    spec: str
-    steps: tuple[Step, ...]
-
-    @property
-    def key(self) -> tuple:
-        return tuple((id(step.layer), step.node) for step in self.steps)
-
-    def tensors(self) -> list:
-        last = self.steps[-1]
-        return list(last.layer._inbound_nodes[last.node].output_tensors)
-
-
-def _graph(model):
-    """The functional graph behind a model (a Sequential keeps one in `_functional`)."""
-    return getattr(model, "_functional", None) or model
-
-
-def _is_nested_model(layer) -> bool:
-    return hasattr(layer, "get_layer") and getattr(_graph(layer), "inputs", None) is not None
-
-
-def _model_nodes(model, layer) -> list[int]:
-    """Indices of `layer`'s inbound nodes that belong to `model`'s graph (not to other models)."""
-    keys = getattr(_graph(model), "_nodes", None)
-    count = len(layer._inbound_nodes)
-    if keys is None:
-        return list(range(count))
-    return [i for i in range(count) if f"{id(layer)}_ib-{i}" in keys]
-
-
-def addressable_names(model, prefix: str = "") -> list[str]:
-    """Every name `slice` accepts for `model`: layers, `name:node` and nested paths."""
-    names = []
-    for layer in _graph(model).layers:
-        nodes = _model_nodes(model, layer)
-        names.append(prefix + layer.name)
-        if len(nodes) > 1:
-            names += [f"{prefix}{layer.name}:{n}" for n in range(len(nodes))]
-        if _is_nested_model(layer):
-            names += addressable_names(layer, f"{prefix}{layer.name}/")
-    return names
-
-
-def resolve(model, spec: str) -> Address:
-    """Resolve `name`, `name:node` or `outer/inner` in `model`.
-
-    Raises:
-        UnknownLayerError: no such layer (with close matches).
-        BadInputError: an ambiguous shared layer, a node that does not exist, a path through a
-            layer that is not a model.
-    """
-    if not spec or not spec.strip() or any(not part for part in spec.split("/")):
-        raise BadInputError(f"empty layer name in '{spec}'; expected NAME, NAME:NODE or OUTER/INNER.")
-    steps, scope, walked = [], model, []
-    for part in spec.split("/"):
-        name, _, node_text = part.partition(":")
-        layer = _find_layer(scope, name)
-        if layer is None:
-            raise UnknownLayerError(
-                f"layer '{'/'.join(walked + [name])}' not found in model '{model.name}'."
-                + close_matches(spec, addressable_names(model)),
-                hint="List the layer names with `kexport inspect MODEL`.",
-            )
-        steps.append(Step(layer, _pick_node(scope, layer, node_text, "/".join(walked + [name]))))
-        walked.append(part)
-        if len(walked) < len(spec.split("/")):
-            if not _is_nested_model(layer):
-                raise BadInputError(
-                    f"'{'/'.join(walked)}' is a {type(layer).__name__} layer, not a nested model; "
-                    f"'{spec}' cannot be addressed."
-                )
-            scope = layer
-    return Address(spec, tuple(steps))
-
-
-def _find_layer(scope, name: str):
-    try:
-        return _graph(scope).get_layer(name)
-    except ValueError:
-        return None
-
-
-def _pick_node(scope, layer, node_text: str, name: str) -> int:
-    nodes = _model_nodes(scope, layer)
-    if not node_text:
-        if len(nodes) == 1:
-            return nodes[0]
-        choices = ", ".join(f"{name}:{n}" for n in range(len(nodes)))
-        raise BadInputError(
-            f"layer '{name}' is shared: it is called {len(nodes)} times; choose one of {choices}."
-        )
-    if not node_text.isdigit() or int(node_text) >= len(nodes):
-        raise BadInputError(
-            f"layer '{name}' has no node '{node_text}'; it has nodes 0..{len(nodes) - 1}."
-        )
-    return nodes[int(node_text)]
-
-
-def _producer(tensor):
-    history = tensor._keras_history
-    return history.operation._inbound_nodes[history.node_index]
 
 
 class _Replay:
@@ -157,9 +49,9 @@ class _Replay:
         if self.identity:
             return tensor
         for node in self._plan(tensor, what):
-            if self.flatten and _is_nested_model(node.operation):
+            if self.flatten and is_nested_model(node.operation):
                 inner = self.child(node, what)
-                values = [inner.value(t, what) for t in _graph(node.operation).outputs]
+                values = [inner.value(t, what) for t in graph_of(node.operation).outputs]
             else:
                 args, kwargs = node.arguments.fill_in(self.memo)
                 result = node.operation(*args, **kwargs)
@@ -172,7 +64,7 @@ class _Replay:
         """The replay of the nested model called at `node`, fed by this graph's values."""
         if id(node) not in self.children:
             values = [self.value(t, what) for t in node.input_tensors]
-            inner = _graph(node.operation).inputs
+            inner = graph_of(node.operation).inputs
             self.children[id(node)] = _Replay({id(t): v for t, v in zip(inner, values)}, True)
         return self.children[id(node)]
 
@@ -180,7 +72,7 @@ class _Replay:
         """Nodes to run, dependencies first (iterative: deep networks exceed recursion limits)."""
         if id(tensor) in self.memo:
             return []
-        root = _producer(tensor)
+        root = producer_node(tensor)
         consumer, done, order, stack = {id(root): None}, set(), [], [(root, False)]
         while stack:
             node, expanded = stack.pop()
@@ -193,7 +85,7 @@ class _Replay:
             if node.is_input:
                 raise BadInputError(_leak_message(what, node, consumer))
             stack.append((node, True))
-            for parent in (_producer(t) for t in node.input_tensors if id(t) not in self.memo):
+            for parent in (producer_node(t) for t in node.input_tensors if id(t) not in self.memo):
                 if id(parent) not in done:
                     consumer.setdefault(id(parent), node)
                     stack.append((parent, False))
@@ -237,14 +129,14 @@ def _check_selection(outputs: list[str], inputs: list[str]) -> None:
 
 def _depends_on(tensor, target_ids: set) -> bool:
     """Whether `tensor` is computed from any node in `target_ids` (in the source graph)."""
-    stack, seen = [_producer(tensor)], set()
+    stack, seen = [producer_node(tensor)], set()
     while stack:
         node = stack.pop()
         if id(node) in target_ids:
             return True
         if id(node) not in seen:
             seen.add(id(node))
-            stack.extend(_producer(t) for t in node.input_tensors)
+            stack.extend(producer_node(t) for t in node.input_tensors)
     return False
 
 
@@ -290,7 +182,7 @@ def slice_model(model, outputs: list[str], inputs: list[str] | None = None):
         if same:
             raise BadInputError(f"{kind} {', '.join(same)} name the same layer output; give it once.")
     for address in out_addresses:
-        produced_by = {id(_producer(t)) for t in _outer_tensors(address)}
+        produced_by = {id(producer_node(t)) for t in _outer_tensors(address)}
         upstream = [a.spec for a in in_addresses
                     if len(a.steps) == 1 and _depends_on(a.tensors()[0], produced_by)]
         if upstream:
@@ -299,7 +191,7 @@ def slice_model(model, outputs: list[str], inputs: list[str] | None = None):
                 "the sub-model would not compute it. Choose outputs downstream of the inputs."
             )
     flatten = any(len(a.steps) > 1 for a in out_addresses)
-    feeds, new_inputs = None, list(_graph(model).inputs)
+    feeds, new_inputs = None, list(graph_of(model).inputs)
     if flatten:
         feeds = {id(t): t for t in new_inputs}
     if in_addresses:
@@ -348,7 +240,7 @@ def _activations(model, address: Address, feed: list) -> list[np.ndarray]:
         node = step.layer._inbound_nodes[step.node]
         last = depth == len(address.steps) - 1
         wanted = list(node.output_tensors if last else node.input_tensors)
-        probe = keras.Model(list(_graph(scope).inputs), wanted)
+        probe = keras.Model(list(graph_of(scope).inputs), wanted)
         result = probe(values if len(values) > 1 else values[0], training=False)
         values = [np.asarray(v) for v in (result if isinstance(result, (list, tuple)) else [result])]
         scope = step.layer
@@ -426,7 +318,12 @@ def slice_artifact(
     loaded = load_model(source, options)
     refuse_impossible(loaded, fmt, False)
     progress(f"slicing at {', '.join(outputs)}" + (f" from {', '.join(inputs)}" if inputs else ""))
-    sub = slice_model(loaded.model, list(outputs), inputs)
+    try:
+        sub = slice_model(loaded.model, list(outputs), inputs)
+    except UnknownLayerError as error:
+        raise UnknownLayerError(
+            error.message, hint=f"List the layer names with `kexport inspect {source}`."
+        ) from None
     check = None
     if verify:
         def check(written) -> VerificationReport:

@@ -64,6 +64,11 @@ class Detected:
 
 def format_module(name: str):
     """Import the module that reads and writes format `name`."""
+    if name == "bundle":
+        raise BadInputError(
+            "a kexport bundle holds many models; name one version folder instead, "
+            "e.g. BUNDLE/models/NAME/1."
+        )
     return importlib.import_module(f"exporter.formats.{FORMATS[name].module}")
 
 
@@ -116,6 +121,8 @@ def detect(path: Path) -> Detected:
 
 
 def _detect_directory(path: Path) -> Detected:
+    if (path / "bundle.json").is_file():  # a kexport TF Serving bundle (serving/bundle.py)
+        return Detected(path, "bundle")
     if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
         has_keras = (path / "keras_metadata.pb").is_file()
         return Detected(path, "savedmodel", details={"keras_metadata": has_keras})
