@@ -144,8 +144,8 @@ class PredictClient:
         found = self.signatures(model, version=version, label=label)
         if name not in found:
             # The server would answer FAILED_PRECONDITION; say so, and list what exists.
-            raise ServingError(f"Model '{model}' failed with FAILED_PRECONDITION: Serving "
-                               f'signature key "{name}" not found.',
+            raise ServingError(f"Model '{model}' has no signature \"{name}\" (FAILED_PRECONDITION: "
+                               f'Serving signature key "{name}" not found.).',
                                hint=f"Its signatures: {', '.join(sorted(found)) or 'none'}."
                                f"{close_matches(name, found)}")
         return found[name]

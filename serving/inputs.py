@@ -151,7 +151,7 @@ def _read_for_input(signature, name: str, path: str, preprocess: str) -> np.ndar
             if name not in data:
                 raise BadInputError(f"{path} has no array named '{name}'; it holds "
                                     f"{', '.join(sorted(data)) or 'nothing'}.")
-            data = np.asarray(data[name])
+            data = _array(data[name], path)
         return as_batch(data, spec)
     raise BadInputError(f"Cannot read {path}: unknown file type '{suffix}'.",
                         hint=f"Use .npy, .npz, .json or an image ({', '.join(IMAGE_SUFFIXES)}).")
@@ -163,7 +163,7 @@ def _by_input_name(signature, data: dict, path: str) -> dict[str, np.ndarray]:
     out = {}
     for name, value in data.items():
         _check_name(signature, name, source=path)
-        out[name] = as_batch(np.asarray(value), _spec(signature, name))
+        out[name] = as_batch(_array(value, path), _spec(signature, name))
     return out
 
 
@@ -174,8 +174,11 @@ def _rest_body(signature, data: dict, path: str) -> dict:
         return inputs if isinstance(inputs, dict) else {_only_input(signature, path): inputs}
     rows = data["instances"]
     if rows and all(isinstance(row, dict) for row in rows):
+        keys = set(rows[0])
+        if any(set(row) != keys for row in rows):
+            raise BadInputError(f"{path}: every instance must name the same inputs.")
         return {key: [row[key] for row in rows] for key in rows[0]}
-    return {_only_input(signature, path): np.asarray(rows)}
+    return {_only_input(signature, path): rows}
 
 
 def _read_npy(path: str) -> np.ndarray:
@@ -205,12 +208,15 @@ def _read_json(path: str) -> dict | np.ndarray:
         raise BadInputError(f"Cannot read {path}: {err.strerror or err}") from None
     except ValueError as err:
         raise BadInputError(f"Cannot read {path} as JSON: {err}") from None
-    if isinstance(data, dict):
-        return data
+    return data if isinstance(data, dict) else _array(data, path)
+
+
+def _array(value, path: str) -> np.ndarray:
     try:
-        return np.asarray(data)
-    except ValueError as err:
-        raise BadInputError(f"{path} is not a rectangular array: {err}") from None
+        return np.asarray(value)
+    except ValueError:
+        raise BadInputError(f"{path} holds a ragged list, not a rectangular array.",
+                            hint="Give every row the same length.") from None
 
 
 def _concatenate(name: str, batches: list[tuple[str, np.ndarray]]) -> np.ndarray:

@@ -161,9 +161,9 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
 
 def _handlers(manager: ModelManager, tensor_content: bool):
     def predict(request):
-        servable = manager.resolve(request.model_spec) if request.HasField("model_spec") else None
-        if servable is None:
+        if not request.HasField("model_spec"):
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+        servable = manager.resolve(request.model_spec)
         return servable.predict(request, tensor_content=tensor_content)
 
     prediction = {

@@ -145,14 +145,21 @@ def test_single_input_needs_no_name_and_files_are_batched(target, tmp_path, caps
     assert "predict: 3/3 batches" in err
 
 
-def test_one_example_gets_a_batch_axis(target, tmp_path, capsys):
-    example = write_json(tmp_path / "one.json", [1, 2, 3, 4])  # features of one example
-    with PredictClient(target) as client:
-        from serving.client_cli import predict_files
+def test_one_example_gets_a_batch_axis_and_rest_rows_work(setup, target, tmp_path):
+    from serving.client_cli import predict_files
 
-        result = predict_files(client, "multi", named=[("features", example), (
+    _, multi, _ = setup
+    example = write_json(tmp_path / "one.json", [1, 2, 3, 4])  # features of one example
+    rows = write_json(tmp_path / "rows.json", {"instances": [
+        {"features": [1, 2, 3, 4], "scale": [1]}, {"features": [0, 0, 0, 1], "scale": [2]}]})
+    with PredictClient(target) as client:
+        one = predict_files(client, "multi", named=[("features", example), (
             "scale", write_json(tmp_path / "s.json", [1]))])
-    assert result.outputs["scaled"].shape == (1, 3)
+        two = predict_files(client, "multi", files=[rows])
+    assert one.outputs["scaled"].shape == (1, 3)
+    expected = multi([np.array([[1, 2, 3, 4], [0, 0, 0, 1]], np.float32),
+                      np.array([[1], [2]], np.float32)])
+    np.testing.assert_allclose(two.outputs["total"], expected[1], rtol=1e-5)
 
 
 def test_version_and_label(target, tmp_path, capsys):
@@ -230,20 +237,24 @@ def test_npz_output(target, tmp_path, capsys):
     (["--model", "two", "--label", "nope", "{x}"], 4,
      "INVALID_ARGUMENT: Unrecognized servable version label: nope"),
     (["--model", "half", "--signature", "nope", "{x}"], 4,
-     'FAILED_PRECONDITION: Serving signature key "nope" not found.'),
+     ('Model \'half\' has no signature "nope" (FAILED_PRECONDITION: Serving signature key "nope" '
+     'not found.). Its signatures: classify_x_to_y, regress_x2_to_y3, regress_x_to_y, '
+     'regress_x_to_y2, serving_default.')),
     (["--model", "multi", "--input", "features={wide}", "--input", "scale={x}"], 4,
      "Predict on model 'multi' failed with INVALID_ARGUMENT: "),
     (["--model", "half", "{text}"], 2, "Input 'x' holds text but the signature expects float."),
     (["--model", "multi", "--input", "featurs={x}"], 2, "Did you mean: features?"),
     (["--model", "multi", "{x}"], 2, "has 2 inputs (features, scale)"),
     (["--model", "half", "{missing}"], 2, "No such file or directory"),
+    (["--model", "half", "{ragged}"], 2, "holds a ragged list, not a rectangular array."),
     (["--model", "half"], 2, "No inputs given."),
 ])
 def test_failures_are_one_line_with_exit_codes(target, tmp_path, capsys, args, code, message):
     files = {"x": write_json(tmp_path / "x.json", [[1.0], [2.0]]),
              "wide": write_json(tmp_path / "wide.json", [[1.0] * 5] * 2),
              "text": write_json(tmp_path / "text.json", ["a"]),
-             "missing": str(tmp_path / "missing.json")}
+             "missing": str(tmp_path / "missing.json"),
+             "ragged": write_json(tmp_path / "ragged.json", [[1.0], [2.0, 3.0]])}
     args = [a.format(**files) for a in args]
     got, out, err = cli("--target", target, *args, capsys=capsys)
     assert (got, out) == (code, "")
