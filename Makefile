@@ -30,3 +30,18 @@ lint: install
 clean:
 	rm -rf $(VENV) demo-out bench-out .pytest_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# TensorFlow Serving bundle of the sample model (what `make demo` builds, then bundles).
+BUNDLE ?= demo-out/bundle
+.PHONY: bundle-demo docker-build docker-run
+bundle-demo: install
+	$(BIN)/python -m exporter.demo demo-out --bundle-only
+
+# These two need a container engine; without one they stop with a clear message.
+docker-build:
+	@docker info >/dev/null 2>&1 || { echo "docker-build: no container engine is running (docker info failed); build the image where Docker runs, or use 'kexport serve $(BUNDLE)' locally." >&2; exit 1; }
+	docker build -t kexport-bundle $(BUNDLE)
+
+docker-run:
+	@docker info >/dev/null 2>&1 || { echo "docker-run: no container engine is running (docker info failed); use 'kexport serve $(BUNDLE)' to serve the bundle locally." >&2; exit 1; }
+	docker run --rm -p 8500:8500 -p 8501:8501 kexport-bundle
