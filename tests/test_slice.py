@@ -44,6 +44,13 @@ def models(keras3, tmp_path_factory) -> dict:
     x = keras.Input((6,), name="x")
     shared = L.Dense(6, activation="tanh", name="shared")
     built["shared"] = keras.Model(x, L.Dense(2, name="out")(shared(shared(x))), name="shared_model")
+    image = keras.Input((8, 8, 2), name="features_in")
+    conv = L.Conv2D(3, 3, padding="same", activation="relu", name="conv_a")(image)
+    backbone = keras.Model(image, L.Conv2D(4, 3, name="conv_b")(conv), name="backbone")
+    raw = keras.Input((8, 8, 3), name="raw")
+    stem = L.Conv2D(2, 1, name="stem")(raw)
+    pooled = L.GlobalAveragePooling2D(name="gap")(backbone(stem))
+    built["functional_nested"] = keras.Model(raw, L.Dense(2, name="logits")(pooled), name="classifier")
     root = tmp_path_factory.mktemp("slice")
     paths = {}
     for name, model in built.items():
@@ -96,6 +103,25 @@ def test_cut_inside_a_nested_model_by_path(k3_files, keras3, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["outputs"] == ["enc_dense", "head"]
     assert sliced(keras3, destination).output_shape == [(None, 5), (None, 2)]
+
+
+def test_cut_inside_a_nested_functional_and_after_it(models, keras3, tmp_path):
+    destination = tmp_path / "inner.h5"
+    result = run("slice", models["functional_nested"], destination, "--output", "backbone/conv_a",
+                 "--output", "logits", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["outputs"] == ["conv_a", "logits"]
+    assert sliced(keras3, destination).output_shape == [(None, 8, 8, 3), (None, 2)]
+
+
+def test_input_cut_in_front_of_a_nested_model_keeps_it_whole(models, keras3, tmp_path):
+    destination = tmp_path / "tail.keras"
+    result = run("slice", models["functional_nested"], destination, "--input", "stem",
+                 "--output", "logits")
+    assert result.exit_code == 0, result.output
+    model = sliced(keras3, destination)
+    assert [layer.name for layer in model.layers] == ["stem", "backbone", "gap", "logits"]
+    assert model.input_shape == (None, 8, 8, 2)
 
 
 def test_shared_layer_addressed_by_node(models, keras3, tmp_path):
@@ -166,7 +192,7 @@ def test_bad_selections_exit_two(models, tmp_path, args, message):
 def test_unknown_layer_points_to_inspect(models, tmp_path):
     result = run("slice", models["vgg"], tmp_path / "m.keras", "--output", "nope", "--json")
     assert result.exit_code == 2
-    assert "kexport inspect" in json.loads(result.stdout)["error"]
+    assert f"kexport inspect {models['vgg']}" in json.loads(result.stdout)["error"]
 
 
 def test_ambiguous_shared_layer_lists_choices(models, tmp_path):
@@ -205,3 +231,26 @@ def test_verification_failure_exits_one_and_publishes_nothing(models, tmp_path, 
     result = run("slice", models["vgg"], destination, "--output", "block3_pool")
     assert result.exit_code == 1 and "outputs differ" in error_line(result)
     assert not destination.exists()
+
+
+def test_nested_typo_suggests_the_path(k3_files, tmp_path):
+    result = run("slice", k3_files["nested"], tmp_path / "m.keras", "--output", "encoder/enc_dens")
+    assert result.exit_code == 2
+    assert "layer 'encoder/enc_dens' not found" in error_line(result)
+    assert "Did you mean: encoder/enc_dense" in result.output
+
+
+def test_input_cut_inside_a_nested_model_is_refused(k3_files, tmp_path):
+    result = run("slice", k3_files["nested"], tmp_path / "m.keras", "--input", "encoder/enc_dense",
+                 "--output", "head")
+    assert result.exit_code == 2 and "inside a nested model" in error_line(result)
+
+
+def test_verifies_on_inputs_from_a_file(k3_files, tmp_path):
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "in.npz", left=rng.standard_normal((4, 4)).astype("float32"),
+             right=rng.standard_normal((4, 5)).astype("float32"))
+    result = run("slice", k3_files["two_in_two_out"], tmp_path / "m.keras", "--output", "left_dense",
+                 "--inputs", tmp_path / "in.npz", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["report"]["inputs"] == {"left": [4, 4], "right": [4, 5]}
