@@ -70,8 +70,8 @@ class RunningServer:
 
 def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
                  model_name: str = "default", poll_seconds: float = 1.0,
-                 tensor_content: bool = False, max_workers: int = 16,
-                 warmup: bool = True) -> RunningServer:
+                 tensor_content: bool = False, max_workers: int = 16, warmup: bool = True,
+                 credentials: grpc.ServerCredentials | None = None) -> RunningServer:
     """Load the models under PATH and start serving them; return once they are loaded.
 
     Args:
@@ -83,6 +83,7 @@ def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
         tensor_content: reply with raw tensor bytes instead of typed fields.
         max_workers: requests handled at once.
         warmup: replay warm-up records when a version loads.
+        credentials: serve TLS with these (`grpc.ssl_server_credentials`); plain text when None.
 
     Raises:
         BadInputError: PATH or its models.config is invalid.
@@ -99,7 +100,10 @@ def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(address)
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError:
         bound = 0
     if not bound:

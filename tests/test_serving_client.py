@@ -6,13 +6,16 @@ works where TensorFlow is loaded."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
+from exporter.errors import ServingError
 from serving.client import PredictClient
 from serving.client_cli import main, run_predict
 from serving.server import start_server
@@ -269,6 +272,29 @@ def test_unreachable_server_is_exit_4(tmp_path, capsys):
     assert code == 4
     assert err.strip() == ("client.py: error: Cannot reach a server at 127.0.0.1:9 within 0.5 s. "
                            "Is it running? Check --target (HOST:PORT), and --tls if it uses TLS.")
+
+
+def test_tls_with_a_private_ca(tmp_path):
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    running = start_server(FIXTURES / "saved_model_half_plus_two_cpu", port=0, poll_seconds=0,
+                           credentials=credentials)
+    x = write_json(tmp_path / "x.json", [[2.0]])
+    try:
+        result = run_predict(f"localhost:{running.port}", "default", files=[x], tls=True,
+                             ca_cert=str(cert))
+        assert json.loads(result.text)["y"]["values"] == [[3.0]]
+        with pytest.raises(ServingError, match="Cannot reach a server"):  # plain text to TLS
+            run_predict(f"localhost:{running.port}", "default", files=[x], timeout=1)
+    finally:
+        running.stop()
 
 
 def run_script(*args, cwd, python_flags=()):
