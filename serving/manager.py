@@ -52,6 +52,7 @@ class ModelManager:
         self._states: dict[str, dict[int, VersionState]] = {name: {} for name in self.models}
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._warned_empty: set[str] = set()  # say "no versions" once per model, not every poll
 
     def refresh(self) -> None:
         """Poll every base path once: load newly aspired versions, then unload the others."""
@@ -132,9 +133,12 @@ class ModelManager:
     def _refresh_model(self, model: ModelConfig) -> None:
         on_disk = list_versions(model.base_path)
         aspired = aspired_versions(model, on_disk)
-        if not on_disk and not self._states[model.name]:
+        if not on_disk and model.name not in self._warned_empty:
+            self._warned_empty.add(model.name)
             log.warning("No versions of servable %s found under base path %s", model.name,
                         model.base_path)
+        elif on_disk:
+            self._warned_empty.discard(model.name)
         for version in sorted(aspired, reverse=True):
             self._maybe_load(model, version, on_disk[version])
         with self._lock:

@@ -172,6 +172,12 @@ NOT_FOUND, INVALID, PRECONDITION = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.I
      "Missing but required: {}.")),
     (predict_request(inputs={"x": np.array([b"oops"], object)}), INVALID,
      "Expects arg[0] to be float but string is provided"),
+    (predict_request(inputs={"x": np.ones((2, 1), np.float64)}), INVALID,
+     "Expects arg[0] to be float but double is provided"),
+    (predict_pb2.PredictRequest(
+        model_spec={"name": "half_plus_two"},
+        inputs={"x": {"dtype": types_pb2.DT_FLOAT, "tensor_content": b"12345"}}),
+     INVALID, "tensor parsing error: x"),
 ])
 def test_errors_have_tf_serving_codes_and_messages(channel, request_, code, message):
     with pytest.raises(grpc.RpcError) as err:
