@@ -1,21 +1,26 @@
 """`make demo`: the main job on built-in defaults, run through the real `kexport` command line.
 
 Builds a small seeded image classifier, converts it through every format (each step verified),
-then runs whatever later stages are available: serve the SavedModel locally and predict over gRPC
-with the standalone client script. Every command is printed before it runs.
+slices a feature extractor out of it, bundles both for TensorFlow Serving, starts `kexport serve`
+on the bundle in the background, predicts over gRPC with the standalone client script, prints
+the results and stops the server. Every command is printed before it runs.
 
-Usage: python -m exporter.demo OUT_DIR
+Usage: python -m exporter.demo OUT_DIR [--bundle-only]
 """
 
 from __future__ import annotations
 
+import json
 import shlex
+import signal
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+               "truck"]
 
 
 def build_sample_model(path: Path) -> None:
@@ -61,13 +66,74 @@ def convert_through_every_format(out: Path) -> Path:
     return out / "sample_savedmodel"
 
 
+def slice_and_bundle(out: Path) -> Path:
+    """Cut a feature extractor at `block2_pool`, bundle classifier and extractor together."""
+    kexport("slice", out / "sample.keras", out / "features.keras", "--output", "block2_pool",
+            "--force")
+    bundle = out / "bundle"
+    kexport("bundle", bundle, "--model", f"classifier={out / 'sample.keras'}@1",
+            "--model", f"features={out / 'features.keras'}@1", "--warmup", "4", "--force")
+    kexport("inspect", bundle)
+    return bundle
+
+
+def write_images(out: Path, count: int = 3) -> list[Path]:
+    """A few seeded 32x32 RGB PNG images for the client to send."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(count):
+        path = out / f"image_{index}.png"
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def serve_and_predict(out: Path, bundle: Path) -> None:
+    """Start `kexport serve` on port 0, predict with serving/client.py, stop the server."""
+    command = [sys.executable, "-m", "exporter.cli", "serve", str(bundle), "--port", "0", "--json"]
+    print(f"\n$ kexport serve {bundle} --port 0 --json &", flush=True)
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        if not line:
+            sys.exit("demo: `kexport serve` stopped before it was ready")
+        target = json.loads(line)["address"]
+        images = write_images(out)
+        labels = out / "labels.txt"  # class names for --top (nothing is downloaded at run time)
+        labels.write_text("\n".join(CLASS_NAMES) + "\n")
+        client = [sys.executable, str(REPO / "serving" / "client.py"), "--target", target]
+        for args in (
+            ["--model", "classifier", "--preprocess", "tf", "--top", "3", "--labels", str(labels),
+             *map(str, images)],
+            ["--model", "features", "--preprocess", "tf", "--output", f"npz:{out / 'features.npz'}",
+             str(images[0])],
+        ):
+            print(f"\n$ python serving/client.py --target {target} {' '.join(args)}", flush=True)
+            result = subprocess.run(client + args, check=False)
+            if result.returncode != 0:
+                sys.exit(f"demo: the client failed with exit code {result.returncode}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        print(f"\ndemo: server stopped (exit code {server.returncode})", flush=True)
+
+
 def main(argv: list[str]) -> None:
     out = Path(argv[0] if argv else "demo-out").resolve()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     print(f"demo: building a sample model in {out}", flush=True)
     build_sample_model(out / "sample.keras")
+    if "--bundle-only" in argv:
+        kexport("slice", out / "sample.keras", out / "features.keras", "--output", "block2_pool")
+        slice_and_bundle(out)
+        return
     convert_through_every_format(out)
+    bundle = slice_and_bundle(out)
+    serve_and_predict(out, bundle)
     print("\ndemo: done", flush=True)
 
 
