@@ -219,6 +219,7 @@ def _name_cut_inputs(sub, addresses: list[Address]) -> None:
         layer = sub.get_layer(f"kexport_cut_{index}")
         taken.discard(layer.name)
         layer.name = wanted
+        layer.output.name = wanted  # the in-memory input tensor, as a re-loaded model names it
         taken.add(wanted)
 
 
