@@ -26,7 +26,6 @@ if __name__ == "__main__" and not __package__:
 
     sys.exit(_main())
 
-import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -105,8 +104,7 @@ class PredictClient:
             self._channel = grpc.secure_channel(target, _credentials(ca_cert), CHANNEL_OPTIONS)
         else:
             self._channel = grpc.insecure_channel(target, CHANNEL_OPTIONS)
-        self._ready = False
-        self._lock = threading.Lock()
+        self._connected = False
         self._signatures: dict[tuple, dict[str, Signature]] = {}
         self._predict = self._method(PREDICT, predict_pb2.PredictResponse)
         self._metadata = self._method(GET_MODEL_METADATA, get_model_metadata_pb2.GetModelMetadataResponse)
@@ -226,23 +224,23 @@ class PredictClient:
                                          response_deserializer=response_type.FromString)
 
     def _call(self, method, request, what: str):
-        self._wait_until_ready()
+        # Until the server has answered once, wait for the connection (a server still starting
+        # is fine) up to the deadline; afterwards fail fast if it goes away. This replaces
+        # grpc.channel_ready_future, whose polling thread makes close() take 0.2 s.
+        connected = self._connected
         try:
-            return method(request, timeout=self.timeout)
+            response = method(request, timeout=self.timeout, wait_for_ready=not connected)
         except grpc.RpcError as err:
-            raise _rpc_failure(err, what, self) from None
-
-    def _wait_until_ready(self) -> None:
-        with self._lock:
-            if self._ready:
-                return
-            try:
-                grpc.channel_ready_future(self._channel).result(timeout=self.timeout)
-            except grpc.FutureTimeoutError:
+            code = err.code()
+            if code not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                self._connected = True
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED and not connected:
                 raise ServingError(f"Cannot reach a server at {self.target} within "
                                    f"{self.timeout:g} s.", hint="Is it running? Check --target "
                                    "(HOST:PORT), and --tls if it uses TLS.") from None
-            self._ready = True
+            raise _rpc_failure(err, what, self) from None
+        self._connected = True
+        return response
 
 
 def split_batches(inputs: dict[str, np.ndarray], batch_size: int) -> list[dict[str, np.ndarray]]:
