@@ -16,7 +16,10 @@ from exporter.loaded import LoadedModel, TensorSpec, Tensors
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
-DEFAULT_BATCH = 2
+DEFAULT_BATCH = 2  # two examples catch batch-mixing bugs (e.g. BatchNorm left in training mode)
+# One example for large inputs (a 224x224x3 image is 150k values): the activations of a second
+# example cost more memory than the whole export does. `--inputs` sets any batch.
+LARGE_EXAMPLE_VALUES = 1 << 16
 DEFAULT_DIM = 32  # for unknown non-batch dimensions (sequence length, image size)
 DEFAULT_INT_HIGH = 10
 
@@ -62,11 +65,12 @@ def make_inputs(
 ) -> Tensors:
     """Seeded random inputs built from input specs (unknown dims get fixed sizes)."""
     rng = np.random.default_rng(seed)
+    batch = _batch_size(specs)
     inputs = {}
     for spec in specs:
         dims = spec.shape if spec.shape is not None else (None,)  # unknown rank: a batch vector
         shape = [
-            (DEFAULT_BATCH if i == 0 else DEFAULT_DIM) if dim is None else dim
+            (batch if i == 0 else DEFAULT_DIM) if dim is None else dim
             for i, dim in enumerate(dims)
         ]
         dtype = np.dtype(spec.dtype) if spec.dtype not in ("string", "variant", "resource") else None
@@ -84,6 +88,15 @@ def make_inputs(
         else:
             raise BadInputError(f"input '{spec.name}' has unsupported dtype {spec.dtype}.")
     return inputs
+
+
+def _batch_size(specs: list[TensorSpec]) -> int:
+    values = sum(
+        int(np.prod([DEFAULT_DIM if d is None else d for d in spec.shape[1:]]))
+        for spec in specs
+        if spec.shape
+    )
+    return 1 if values > LARGE_EXAMPLE_VALUES else DEFAULT_BATCH
 
 
 def read_inputs(path: Path, specs: list[TensorSpec]) -> Tensors:

@@ -67,8 +67,9 @@ class Servable:
         Raises:
             RuntimeError: the SavedModel cannot be loaded, or a warm-up request fails.
         """
-        import tensorflow as tf
+        from exporter.runtime import tf_module
 
+        tf = tf_module()  # quiet start-up: TensorFlow's C++ banners stay off stderr
         signature_defs = read_signature_defs(path)
         try:
             loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
