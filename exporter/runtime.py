@@ -53,7 +53,11 @@ def tf_module():
     _silence_python_loggers()
     if "tensorflow" not in sys.modules:
         with quiet_stdout(), _quiet_stderr_fd():
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+
+            # Probing devices now, still silenced, keeps the CUDA probe's "failed call to
+            # cuInit" line of CPU-only machines out of later output.
+            tf.config.list_physical_devices()
     import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)
