@@ -132,6 +132,12 @@ def render_report(report) -> None:
 def inspect_command(
     path: Annotated[Path, typer.Argument(help="Model file, weights file or SavedModel folder.")],
     source_format: FromOpt = None,
+    layers: Annotated[bool, typer.Option(
+        "--layers", help="Also list every name `slice` accepts (loads the model).")] = False,
+    weights: WeightsOpt = None,
+    architecture: ArchOpt = None,
+    custom_objects: CustomOpt = None,
+    unsafe: UnsafeOpt = False,
     json_output: JsonOpt = False,
     debug: DebugOpt = False,
 ):
@@ -139,6 +145,11 @@ def inspect_command(
     from exporter.inspect import format_table, inspect_artifact
 
     info = inspect_artifact(path, source_format)
+    if layers:
+        from exporter.inspect import addressable_layers
+
+        options = load_options(source_format, weights, architecture, custom_objects, unsafe)
+        info["addressable_layers"] = addressable_layers(path, options)
     if json_output:
         print_json(info)
     else:

@@ -210,6 +210,18 @@ def _savedmodel(detected: Detected) -> dict:
     }
 
 
+def addressable_layers(path: Path, options) -> list[str]:
+    """Every name `kexport slice` accepts: layers, `name:node` of shared layers, nested paths."""
+    from exporter.convert import load_model
+    from exporter.errors import FormatError
+    from exporter.layer_paths import addressable_names
+
+    loaded = load_model(Path(path), options)
+    if loaded.model is None:
+        raise FormatError(f"{path} holds a serving signature, not Keras layers to address.")
+    return addressable_names(loaded.model)
+
+
 def format_table(info: dict) -> str:
     """Render an inspect result for people."""
     lines = [f"{info['path']}: {info['format']}"]
@@ -243,6 +255,8 @@ def format_table(info: dict) -> str:
             )
     elif rows:
         lines += [f"{r['name']:<28} {r['shapes']}" for r in rows]
+    if info.get("addressable_layers"):
+        lines.append("addressable by slice: " + ", ".join(info["addressable_layers"]))
     params = info.get("params")
     if params:
         lines.append("params: " + ", ".join(f"{k} {v:,}" for k, v in params.items()))

@@ -213,3 +213,10 @@ def test_help_is_fast_and_lists_commands():
     assert result.exit_code == 0
     for command in ("inspect", "convert", "verify"):
         assert command in result.output
+
+
+def test_inspect_layers_lists_nested_paths(k3_files):
+    result = run("inspect", k3_files["nested"], "--layers", "--json")
+    assert result.exit_code == 0, result.output
+    names = json.loads(result.stdout)["addressable_layers"]
+    assert "encoder/enc_dense" in names and "head" in names
