@@ -13,7 +13,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -37,20 +37,20 @@ UnsafeOpt = Annotated[
     bool, typer.Option("--unsafe", help="Allow artifacts that carry code (Lambda layers).")
 ]
 CustomOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--custom-objects", help="Module path or .py file defining custom layers."),
 ]
-FromOpt = Annotated[Optional[str], typer.Option("--from", help="Source format (else detected).")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="Source format (else detected).")]
 AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]
 RtolOpt = Annotated[float, typer.Option("--rtol", help="Relative tolerance.")]
 InputsOpt = Annotated[
-    Optional[Path], typer.Option("--inputs", help=".npz of inputs named after the model inputs.")
+    Path | None, typer.Option("--inputs", help=".npz of inputs named after the model inputs.")
 ]
 WeightsOpt = Annotated[
-    Optional[Path], typer.Option("--weights", help="Weights file for a json/yaml architecture.")
+    Path | None, typer.Option("--weights", help="Weights file for a json/yaml architecture.")
 ]
 ArchOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--architecture", help="Architecture (json, yaml, h5, keras) for a weights file."),
 ]
 
@@ -161,7 +161,7 @@ def inspect_command(
 def convert_command(
     source: Annotated[Path, typer.Argument(help="The model to convert.")],
     destination: Annotated[Path, typer.Argument(help="Where to write it.")],
-    to: Annotated[Optional[str], typer.Option("--to", help="h5, keras, savedmodel, json, yaml, weights.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="h5, keras, savedmodel, json, yaml, weights.")] = None,
     source_format: FromOpt = None,
     weights: WeightsOpt = None,
     architecture: ArchOpt = None,
@@ -206,9 +206,9 @@ def convert_command(
 def slice_command(
     source: Annotated[Path, typer.Argument(help="The model to cut.")],
     destination: Annotated[Path, typer.Argument(help="Where to write the sub-model.")],
-    output: Annotated[Optional[list[str]], typer.Option("--output", help="Layer whose output becomes an output: NAME, NAME:NODE or OUTER/INNER (repeatable, in order).")] = None,
-    input_: Annotated[Optional[list[str]], typer.Option("--input", help="Layer whose output becomes a new input (repeatable).")] = None,
-    to: Annotated[Optional[str], typer.Option("--to", help="h5, keras, savedmodel, json, yaml, weights.")] = None,
+    output: Annotated[list[str] | None, typer.Option("--output", help="Layer whose output becomes an output: NAME, NAME:NODE or OUTER/INNER (repeatable, in order).")] = None,
+    input_: Annotated[list[str] | None, typer.Option("--input", help="Layer whose output becomes a new input (repeatable).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="h5, keras, savedmodel, json, yaml, weights.")] = None,
     custom_objects: CustomOpt = None,
     unsafe: UnsafeOpt = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")] = False,
@@ -285,12 +285,12 @@ def _register_optional_commands() -> None:
 def bundle_command(
     out_dir: Annotated[Path, typer.Argument(help="Bundle folder to create or extend.")],
     model: Annotated[list[str], typer.Option("--model", help="NAME=PATH[@VERSION] (repeatable).")],
-    label: Annotated[Optional[list[str]], typer.Option("--label", help="NAME:LABEL=VERSION (repeatable).")] = None,
-    policy: Annotated[Optional[list[str]], typer.Option("--policy", help="NAME:latest|all|specific (repeatable).")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="NAME:LABEL=VERSION (repeatable).")] = None,
+    policy: Annotated[list[str] | None, typer.Option("--policy", help="NAME:latest|all|specific (repeatable).")] = None,
     batching: Annotated[bool, typer.Option("--batching", help="Write batching.config and enable batching.")] = False,
     warmup: Annotated[int, typer.Option("--warmup", help="Warm-up records per model version (at most 1000).")] = 0,
-    warmup_inputs: Annotated[Optional[Path], typer.Option("--warmup-inputs", help=".npz of warm-up inputs.")] = None,
-    image: Annotated[Optional[str], typer.Option("--image", help="Base image (default: a pinned tensorflow/serving).")] = None,
+    warmup_inputs: Annotated[Path | None, typer.Option("--warmup-inputs", help=".npz of warm-up inputs.")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="Base image (default: a pinned tensorflow/serving).")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")] = False,
     force: ForceOpt = False,
     json_output: JsonOpt = False,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path

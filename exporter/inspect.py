@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from exporter.configs import read_config
-from exporter.formats import Detected, detect
+from exporter.formats import Detected
 
 NON_TRAINABLE_MARKERS = ("moving_mean", "moving_variance", "moving_var", "running_")
 

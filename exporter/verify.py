@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from exporter.errors import BadInputError
-from exporter.loaded import LoadedModel, TensorSpec, Tensors
+from exporter.loaded import LoadedModel, Tensors, TensorSpec
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
@@ -176,7 +176,7 @@ def embedding_bound(model) -> int:
     """Largest safe integer input: the smallest Embedding vocabulary in the model."""
     sizes = [
         layer.input_dim
-        for layer in getattr(model, "_flatten_layers", lambda: [])()
+        for layer in getattr(model, "_flatten_layers", list)()
         if hasattr(layer, "input_dim") and isinstance(layer.input_dim, int)
     ]
     return min(sizes) if sizes else DEFAULT_INT_HIGH

@@ -217,14 +217,3 @@ def _write_server_files(bundle: Path, manifest: dict, configs, request: BundleRe
     render_docker_files(bundle, manifest)
     (bundle / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
-
-__all__ = [
-    "BundleRequest",
-    "build_bundle",
-    "file_sha256",
-    "parse_label",
-    "parse_model_spec",
-    "parse_policy",
-    "read_manifest",
-    "tree_sha256",
-]

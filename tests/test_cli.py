@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 
-import h5py
 import numpy as np
 import pytest
 from typer.testing import CliRunner

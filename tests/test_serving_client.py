@@ -19,8 +19,9 @@ from exporter.errors import ServingError
 from serving.client import PredictClient
 from serving.client_cli import main, run_predict
 from serving.server import start_server
+from tests.conftest import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tfserving"
+FIXTURES = SHARED_FIXTURES / "tfserving"
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "serving" / "client.py"
 CLASSES = ["tench", "goldfish", "great white shark", "tiger shark", "hammerhead"]

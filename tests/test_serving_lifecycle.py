@@ -18,8 +18,9 @@ import pytest
 from exporter.errors import ServingError
 from serving.client import PredictClient
 from serving.server import serve, start_server
+from tests.conftest import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tfserving"
+FIXTURES = SHARED_FIXTURES / "tfserving"
 VERSION_123 = FIXTURES / "saved_model_half_plus_two_2_versions" / "00000123"
 VERSION_124 = FIXTURES / "saved_model_half_plus_two_2_versions" / "00000124"
 ROOT = Path(__file__).resolve().parents[1]

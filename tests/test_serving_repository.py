@@ -14,8 +14,9 @@ from serving.repository import (
     list_versions,
     load_repository,
 )
+from tests.conftest import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tfserving"
+FIXTURES = SHARED_FIXTURES / "tfserving"
 HALF_PLUS_TWO = FIXTURES / "saved_model_half_plus_two_cpu"
 TWO_VERSIONS = FIXTURES / "saved_model_half_plus_two_2_versions"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -16,8 +15,9 @@ from serving import tensors
 from serving.client import PredictClient
 from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2, types_pb2
 from serving.server import start_server
+from tests.conftest import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tfserving"
+FIXTURES = SHARED_FIXTURES / "tfserving"
 HALF_PLUS_TWO = FIXTURES / "saved_model_half_plus_two_cpu"
 TWO_VERSIONS = FIXTURES / "saved_model_half_plus_two_2_versions"
 

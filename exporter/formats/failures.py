@@ -20,7 +20,7 @@ _UNKNOWN_CLASS = (
     re.compile(r"Unknown (?:layer|object|class)(?: name)?: '?([\w.>]+)"),
     re.compile(r"Could not deserialize '(?:[\w]+\.)*(\w+)' because it is not a KerasSaveable"),
 )
-_SHAPE_MISMATCH = re.compile(r"shape|Shapes|expected \d+ variables|incompatible", re.I)
+_SHAPE_MISMATCH = re.compile(r"shape|Shapes|expected \d+ variables|incompatible", re.IGNORECASE)
 
 
 def first_line(text: str, limit: int = 300) -> str:
@@ -63,5 +63,5 @@ def loader_errors(path: Path, options=None):
         yield
     except KexportError:
         raise
-    except Exception as error:  # noqa: BLE001 - the loaders raise anything; users get one line
+    except Exception as error:
         raise describe_load_error(error, path) from error

@@ -26,7 +26,7 @@ MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 WRAPPER_KEYS = ("layer", "backward_layer")
 # Shapes Keras 2 stored to build a layer at load time; Keras 3 builds it on its first call.
 BUILD_ONLY_ARGUMENTS = {"MultiHeadAttention": ("query_shape", "key_shape", "value_shape")}
-_UNRECOGNIZED = re.compile(r"Unrecognized keyword arguments passed to (\w+): \{(.*?)\}", re.S)
+_UNRECOGNIZED = re.compile(r"Unrecognized keyword arguments passed to (\w+): \{(.*?)\}", re.DOTALL)
 
 
 def is_keras2_config(config: dict) -> bool:
