@@ -49,22 +49,27 @@ class Row:
     ours: float
     baseline: float
     unit: str
-    goal: str  # e.g. "<= 0.10"
+    goal: str  # "<= 0.10" / ">= 0.8" on the ratio, "diff<= 1.0" on ours - baseline, or "report"
 
     @property
     def ratio(self) -> float:
         return self.ours / self.baseline if self.baseline else float("inf")
 
     @property
-    def met(self) -> bool:
+    def met(self) -> bool | None:
+        if self.goal == "report":
+            return None
         op, value = self.goal.split()
+        if op == "diff<=":
+            return self.ours - self.baseline <= float(value)
         return self.ratio <= float(value) if op == "<=" else self.ratio >= float(value)
 
 
 def print_table(rows: list[Row]) -> None:
-    header = f"{'benchmark':<46} {'kexport':>10} {'baseline':>10} {'ratio':>7} {'goal':>8}  met"
+    header = f"{'benchmark':<52} {'kexport':>10} {'baseline':>10} {'ratio':>7} {'goal':>10}  met"
     print(header)
     print("-" * len(header))
     for row in rows:
-        print(f"{row.name:<46} {row.ours:>9.2f}{row.unit:<1} {row.baseline:>9.2f}{row.unit:<1} "
-              f"{row.ratio:>7.3f} {row.goal:>8}  {'yes' if row.met else 'NO'}")
+        met = "-" if row.met is None else ("yes" if row.met else "NO")
+        print(f"{row.name:<52} {row.ours:>9.2f}{row.unit:<1} {row.baseline:>9.2f}{row.unit:<1} "
+              f"{row.ratio:>7.3f} {row.goal:>10}  {met}")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from bench.measure import Row, compare, print_table
+from bench.serving import serving_rows
 
 OUT = Path("bench-out").resolve()
 BIN = Path(sys.executable).parent
@@ -63,6 +64,7 @@ def main() -> None:
     model_h5 = build_models()
     rows = startup_rows(model_h5)
     rows += conversion_rows(model_h5)
+    rows += serving_rows(OUT, model_h5)
     print_table(rows)
 
 
