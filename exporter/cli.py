@@ -127,6 +127,20 @@ def render_report(report) -> None:
              + (f" ({out.reason})" if out.reason else ""))
 
 
+def render_written(result, json_output: bool) -> None:
+    """Show what convert or slice wrote: repairs, the verification report, the paths."""
+    if json_output:
+        print_json(result.as_dict())
+        return
+    for note in result.notes:
+        echo(f"  repair {note}")
+    if result.report:
+        render_report(result.report)
+        echo(result.report.summary())
+    for path in result.written:
+        typer.echo(f"wrote {path}")
+
+
 @app.command("inspect")
 @handle_errors
 def inspect_command(
@@ -189,16 +203,7 @@ def convert_command(
         inputs_file=inputs, force=force, config_only=config_only,
         progress=progress_printer(quiet or json_output),
     )
-    if json_output:
-        print_json(result.as_dict())
-        return
-    for note in result.notes:
-        echo(f"  repair {note}")
-    if result.report:
-        render_report(result.report)
-        echo(result.report.summary())
-    for path in result.written:
-        typer.echo(f"wrote {path}")
+    render_written(result, json_output)
 
 
 @app.command("slice")
@@ -229,14 +234,7 @@ def slice_command(
         atol=atol, rtol=rtol, inputs_file=inputs, force=force,
         progress=progress_printer(quiet or json_output),
     )
-    if json_output:
-        print_json(result.as_dict())
-        return
-    if result.report:
-        render_report(result.report)
-        echo(result.report.summary())
-    for path in result.written:
-        typer.echo(f"wrote {path}")
+    render_written(result, json_output)
 
 
 @app.command("verify")

@@ -15,10 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.convert import (
+    ConvertResult,
+    load_model,
+    output_paths,
+    refuse_impossible,
+    stage_verify_publish,
+)
 from exporter.errors import BadInputError, UnknownLayerError, VerificationError
+from exporter.formats import check_format_name, format_for_destination
+from exporter.formats.keras_v3 import loaded_keras3
 from exporter.kmodel import input_specs, output_specs
 from exporter.layer_paths import Address, graph_of, is_nested_model, producer_node, resolve
 from exporter.loaded import LoadOptions, Tensors
+from exporter.publish import check_destinations
 from exporter.verify import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
@@ -261,22 +271,11 @@ def slice_reference(model, outputs: list[str], inputs: list[str] | None, feed: T
 
 
 @dataclass
-class SliceResult:
-    source: str
-    source_format: str
-    destination: str
-    format: str
-    outputs: list[str]
-    inputs: list[str]
-    written: list[str]
-    report: VerificationReport | None
-    notes: list[str] = field(default_factory=list)
+class SliceResult(ConvertResult):
+    """A convert result, plus the sub-model's output and input names."""
 
-    def as_dict(self) -> dict:
-        data = dict(self.__dict__)
-        data["report"] = self.report.as_dict() if self.report else None
-        data["verified"] = bool(self.report and self.report.passed)
-        return data
+    outputs: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
 
 
 def slice_artifact(
@@ -306,11 +305,6 @@ def slice_artifact(
         VerificationError: the written sub-model differs from the source's activations.
         KexportError: bad input, unsafe artifact, or an impossible request.
     """
-    from exporter.convert import load_model, output_paths, refuse_impossible, stage_verify_publish
-    from exporter.formats import check_format_name, format_for_destination
-    from exporter.formats.keras_v3 import loaded_keras3
-    from exporter.publish import check_destinations
-
     source, destination = Path(source), Path(destination)
     _check_selection(list(outputs), list(inputs or []))
     fmt = check_format_name(to) if to else format_for_destination(destination)
