@@ -6,24 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from exporter.cli import app
+from tests.cli_helpers import one_error_line, run
 from tests.conftest import shared_fixture
-
-runner = CliRunner()
-
-
-def run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
-
-
-def one_error_line(result) -> str:
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def test_convert_json_output_and_exit_zero(k3_files, tmp_path):

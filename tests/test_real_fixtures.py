@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
-from exporter.cli import app
+from tests.cli_helpers import run
 from tests.conftest import shared_fixture
-
-runner = CliRunner()
-
-
-def run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def test_keras_2_0_6_json_and_weights(tmp_path):

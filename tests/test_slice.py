@@ -6,24 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from exporter.cli import app
+from tests.cli_helpers import one_error_line, run
 from tests.conftest import _randomize
-
-runner = CliRunner()
-
-
-def run(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
-
-
-def error_line(result) -> str:
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +151,7 @@ def test_input_cut_on_a_two_input_model_needs_every_path_cut(k3_files, tmp_path)
     result = run("slice", k3_files["two_in_two_out"], tmp_path / "m.keras", "--input", "left_dense",
                  "--output", "score")
     assert result.exit_code == 2
-    assert "still depends on input 'right' through right -> merge -> score" in error_line(result)
+    assert "still depends on input 'right' through right -> merge -> score" in one_error_line(result)
     both = run("slice", k3_files["two_in_two_out"], tmp_path / "m.keras", "--input", "left_dense",
                "--input", "right", "--output", "score", "--output", "flag")
     assert both.exit_code == 0, both.output
@@ -185,7 +170,7 @@ def test_bad_selections_exit_two(models, tmp_path, args, message):
     destination = tmp_path / "m.keras"
     result = run("slice", models["vgg"], destination, *args)
     assert result.exit_code == 2, result.output
-    assert message in error_line(result)
+    assert message in one_error_line(result)
     assert not destination.exists()
 
 
@@ -198,13 +183,13 @@ def test_unknown_layer_points_to_inspect(models, tmp_path):
 def test_ambiguous_shared_layer_lists_choices(models, tmp_path):
     result = run("slice", models["shared"], tmp_path / "m.keras", "--output", "shared")
     assert result.exit_code == 2
-    assert "choose one of shared:0, shared:1" in error_line(result)
+    assert "choose one of shared:0, shared:1" in one_error_line(result)
 
 
 def test_same_output_twice_by_two_spellings(models, tmp_path):
     result = run("slice", models["vgg"], tmp_path / "m.keras", "--output", "flatten",
                  "--output", "flatten:0")
-    assert result.exit_code == 2 and "name the same layer output" in error_line(result)
+    assert result.exit_code == 2 and "name the same layer output" in one_error_line(result)
 
 
 def test_existing_destination_needs_force(models, tmp_path):
@@ -229,21 +214,21 @@ def test_verification_failure_exits_one_and_publishes_nothing(models, tmp_path, 
     monkeypatch.setattr(slicing, "slice_reference", off_by_one)
     destination = tmp_path / "m.keras"
     result = run("slice", models["vgg"], destination, "--output", "block3_pool")
-    assert result.exit_code == 1 and "outputs differ" in error_line(result)
+    assert result.exit_code == 1 and "outputs differ" in one_error_line(result)
     assert not destination.exists()
 
 
 def test_nested_typo_suggests_the_path(k3_files, tmp_path):
     result = run("slice", k3_files["nested"], tmp_path / "m.keras", "--output", "encoder/enc_dens")
     assert result.exit_code == 2
-    assert "layer 'encoder/enc_dens' not found" in error_line(result)
+    assert "layer 'encoder/enc_dens' not found" in one_error_line(result)
     assert "Did you mean: encoder/enc_dense" in result.output
 
 
 def test_input_cut_inside_a_nested_model_is_refused(k3_files, tmp_path):
     result = run("slice", k3_files["nested"], tmp_path / "m.keras", "--input", "encoder/enc_dense",
                  "--output", "head")
-    assert result.exit_code == 2 and "inside a nested model" in error_line(result)
+    assert result.exit_code == 2 and "inside a nested model" in one_error_line(result)
 
 
 def test_verifies_on_inputs_from_a_file(k3_files, tmp_path):
