@@ -53,7 +53,9 @@ def load_model(path: Path, options: LoadOptions | None = None) -> LoadedModel:
     options = options or LoadOptions()
     detected = detect_source(Path(path), options.source_format)
     check_safe(detected, options.unsafe)
-    return format_module(detected.format).load(detected, options)
+    loaded = format_module(detected.format).load(detected, options)
+    loaded.custom_objects = dict(options.custom_objects)
+    return loaded
 
 
 def save_model(model, path: Path, fmt: str, config_only: bool = False) -> list[Path]:
@@ -113,18 +115,20 @@ def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool)
     from exporter.formats.savedmodel import load_signature
     from exporter.runtime import keras_module
 
-    user = LoadOptions(unsafe=False)
+    # Safe mode, and only the custom classes the source itself needed.
+    user = LoadOptions(unsafe=False, custom_objects=source.custom_objects)
+    custom = source.custom_objects or None
     if fmt in ("h5", "keras"):
         return load_keras3_file(path, fmt, user, None)
     if fmt == "savedmodel":
         return load_signature(path)
     keras = keras_module()
     if fmt == "weights":
-        model = keras.models.model_from_json(source.model.to_json())
+        model = keras.models.model_from_json(source.model.to_json(), custom_objects=custom)
         model.load_weights(str(path))
     else:
         config = read_config(Detected(path, fmt))
-        model = keras.models.model_from_json(json.dumps(config))
+        model = keras.models.model_from_json(json.dumps(config), custom_objects=custom)
         if config_only:  # the architecture alone: give it the source's weights to compare
             model.set_weights(source.model.get_weights())
         else:

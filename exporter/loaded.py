@@ -75,3 +75,4 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     weights_report: dict | None = None
     weights_loaded: bool = True  # False for an architecture read without its weights
+    custom_objects: dict = field(default_factory=dict)  # what reading it took; re-reads need it

@@ -203,3 +203,49 @@ def test_inspect_layers_lists_nested_paths(k3_files):
     assert result.exit_code == 0, result.output
     names = json.loads(result.stdout)["addressable_layers"]
     assert "encoder/enc_dense" in names and "head" in names
+
+
+CUSTOM_LAYER_SOURCE = '''
+import keras
+
+
+class TimesTwoPlus(keras.layers.Layer):
+    """A custom layer kexport does not know: y = 2x + offset."""
+
+    def __init__(self, offset=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = offset
+
+    def call(self, x):
+        return x * 2.0 + self.offset
+
+    def get_config(self):
+        return {**super().get_config(), "offset": self.offset}
+'''
+
+
+def test_custom_objects_from_a_python_file(keras3, tmp_path):
+    from exporter.custom import load_custom_objects
+
+    module_file = tmp_path / "my_layers.py"
+    module_file.write_text(CUSTOM_LAYER_SOURCE)
+    layer_class = load_custom_objects(str(module_file))["TimesTwoPlus"]
+    x = keras3.Input((3,), name="x")
+    model = keras3.Model(x, keras3.layers.Dense(2, name="out")(layer_class(0.5, name="custom")(x)))
+    model.save(tmp_path / "custom.keras")
+
+    missing = run("convert", tmp_path / "custom.keras", tmp_path / "a.h5")
+    assert missing.exit_code == 2
+    line = one_error_line(missing)
+    assert "TimesTwoPlus" in line and "--custom-objects" in line
+
+    given = run("convert", tmp_path / "custom.keras", tmp_path / "b.keras",
+                "--custom-objects", module_file)
+    assert given.exit_code == 0, given.output
+
+
+def test_custom_objects_that_cannot_be_imported(k3_files, tmp_path):
+    result = run("convert", k3_files["sequential"], tmp_path / "a.h5",
+                 "--custom-objects", "no_such_module_anywhere")
+    assert result.exit_code == 2
+    assert "could not be imported" in one_error_line(result)
