@@ -71,6 +71,8 @@ def keras_module():
     tf_module()
     import keras
 
+    import exporter.legacy.activations  # noqa: F401 - registers Keras 2's hard_sigmoid
+
     return keras
 
 

@@ -13,25 +13,51 @@ from pathlib import Path
 from exporter.errors import BadInputError, IncompatibleWeightsError
 from exporter.formats.failures import describe_load_error, loader_errors
 from exporter.kmodel import input_specs, model_runner, output_specs
+from exporter.legacy.keras1 import needs_pretranslation, pretranslate
 from exporter.legacy.translate import drop_unrecognized, translate_config
 from exporter.loaded import LoadedModel, LoadOptions
 from exporter.runtime import keras_module, quiet_stdout, tf_keras_module
 
 MAX_REPAIRS = 100
+THEANO_FLIPPED = {"Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "ConvLSTM2D"}
 
 
 def load_keras2_model(path: Path, fmt: str, options: LoadOptions) -> LoadedModel:
-    """Read a Keras 2 h5 or SavedModel through tf-keras and bring it into Keras 3."""
+    """Read a Keras 1/2 HDF5 or a Keras 2 SavedModel through tf-keras; bring it into Keras 3."""
+    if fmt == "h5":
+        from exporter.configs import read_config
+        from exporter.formats import Detected
+
+        detected = Detected(path, "h5")
+        attrs = hdf5_attrs(path)
+        return load_keras2_config(read_config(detected), path, fmt, options, weights=path,
+                                  keras_version=attrs.get("keras_version"))
     tf_keras = tf_keras_module()
     with loader_errors(path, options), quiet_stdout():
         source = tf_keras.models.load_model(
             str(path), compile=False, custom_objects=options.custom_objects
         )
-    return from_keras2_model(source, path, fmt, options)
+    return from_keras2_model(source, path, fmt, options, [], None)
 
 
-def load_keras2_config(config: dict, path: Path, fmt: str, options: LoadOptions, weights):
-    """Build a Keras 2 architecture with tf-keras, load its weights, bring it into Keras 3."""
+def hdf5_attrs(path: Path) -> dict:
+    """The writer's attributes of an HDF5 file (keras_version, backend, training_config)."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        attrs = {key: handle.attrs[key] for key in ("keras_version", "backend", "training_config")
+                 if key in handle.attrs}
+        attrs["optimizer_weights"] = "optimizer_weights" in handle
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+
+
+def load_keras2_config(config: dict, path: Path, fmt: str, options: LoadOptions, weights,
+                       keras_version: str | None = None) -> LoadedModel:
+    """Build a Keras 1/2 architecture with tf-keras, load its weights, bring it into Keras 3."""
+    notes: list[str] = []
+    keras_version = keras_version or config.get("keras_version")
+    if needs_pretranslation(config, keras_version):
+        config = pretranslate(config, notes)
     tf_keras = tf_keras_module()
     with loader_errors(path, options), quiet_stdout():
         source = tf_keras.models.model_from_json(
@@ -42,12 +68,37 @@ def load_keras2_config(config: dict, path: Path, fmt: str, options: LoadOptions,
             source.load_weights(
                 str(weights), by_name=options.by_name, skip_mismatch=options.skip_mismatch
             )
-    return from_keras2_model(source, path, fmt, options)
+        attrs = hdf5_attrs(Path(weights))
+        if attrs.get("backend") == "theano":
+            flip_theano_kernels(source, notes)
+        if attrs.get("training_config") or attrs.get("optimizer_weights"):
+            notes.append("training-state: model: optimizer and compile settings not loaded "
+                         "(kexport converts the inference model)")
+    return from_keras2_model(source, path, fmt, options, notes, keras_version)
 
 
-def from_keras2_model(source, path: Path, fmt: str, options: LoadOptions) -> LoadedModel:
+def flip_theano_kernels(model, notes: list[str]) -> None:
+    """Theano convolves and TensorFlow correlates: Keras 2 flipped the spatial axes of every
+    convolution kernel loaded from a Theano-backend file; do the same."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            flip_theano_kernels(layer, notes)
+            continue
+        if layer.__class__.__name__ not in THEANO_FLIPPED:
+            continue
+        weights = layer.get_weights()
+        count = 2 if layer.__class__.__name__ == "ConvLSTM2D" else 1
+        for index in range(count):
+            kernel = weights[index]
+            spatial = (slice(None, None, -1),) * (kernel.ndim - 2)
+            weights[index] = kernel[spatial + (slice(None), slice(None))].copy()
+        layer.set_weights(weights)
+        notes.append(f"theano-kernel-flip: {layer.name}: spatial axes flipped")
+
+
+def from_keras2_model(source, path: Path, fmt: str, options: LoadOptions, notes: list[str],
+                      keras_version: str | None) -> LoadedModel:
     """Translate a tf-keras model into a Keras 3 model with the same weights."""
-    notes: list[str] = []
     config = json.loads(source.to_json())
     model = build_keras3(config, path, options, notes)
     copy_weights(source, model)
@@ -58,7 +109,7 @@ def from_keras2_model(source, path: Path, fmt: str, options: LoadOptions) -> Loa
         reference=model_runner(source),
         inputs=input_specs(model),
         outputs=output_specs(model),
-        keras_version=config.get("keras_version"),
+        keras_version=keras_version,
         notes=notes,
     )
 

@@ -23,6 +23,8 @@ import re
 from exporter.errors import BadInputError
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
+# Keras 2's hard_sigmoid under the name legacy/activations.py registers it with in Keras 3.
+KERAS2_HARD_SIGMOID = "kexport>keras2_hard_sigmoid"
 WRAPPER_KEYS = ("layer", "backward_layer")
 # Shapes Keras 2 stored to build a layer at load time; Keras 3 builds it on its first call.
 BUILD_ONLY_ARGUMENTS = {"MultiHeadAttention": ("query_shape", "key_shape", "value_shape")}
@@ -32,8 +34,8 @@ _UNRECOGNIZED = re.compile(r"Unrecognized keyword arguments passed to (\w+): \{(
 def is_keras2_config(config: dict) -> bool:
     """True when a model config uses Keras 2 conventions (list nodes or a 1.x/2.x version)."""
     version = str(config.get("keras_version", ""))
-    if version[:1] in ("1", "2"):
-        return True
+    if version[:1] in ("1", "2") or isinstance(config.get("config"), list):
+        return True  # a bare list of layers is a Keras 1 Sequential
     return any(_has_legacy_nodes(layer) for layer in _sublayers(config))
 
 
@@ -75,6 +77,11 @@ def _translate_object(obj: dict, notes: list[str], in_layer_list: bool = True) -
         cfg["dtype"] = policy
     if class_name == "InputLayer":
         _translate_input_layer(cfg)
+    for key in ("activation", "recurrent_activation"):
+        if cfg.get(key) == "hard_sigmoid":
+            cfg[key] = KERAS2_HARD_SIGMOID
+            notes.append(f"keras2-hard-sigmoid: {name}: {key} keeps Keras 2's slope 0.2 "
+                         f"(Keras 3's hard_sigmoid differs); written files name {KERAS2_HARD_SIGMOID}")
     for key in BUILD_ONLY_ARGUMENTS.get(class_name, ()):
         if cfg.pop(key, None) is not None:
             notes.append(f"build-shape-dropped: {name}: {key}")
