@@ -7,6 +7,7 @@ SavedModel's `keras_metadata.pb`), and nothing in it is deserialized.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from exporter.errors import FormatError, UnsafeArtifactError
-from exporter.formats import Detected
+from exporter.formats import Detected, check_zip_members
 
 MAX_TEXT_BYTES = 256 * 1024 * 1024
 
@@ -80,32 +81,132 @@ def parse_config_text(path: Path, fmt: str) -> dict:
 
 
 def check_model_config(data, path: Path) -> dict:
-    """Check the outer shape every Keras model config has: class_name and config."""
+    """Check what every reader of a config relies on, so hostile data fails here, named.
+
+    The outer shape (class_name and config), the layer list's entry types, nesting depth, and
+    sizes: a dimension of billions would make Keras allocate until the machine runs out of memory
+    before any shape check of its own could run.
+    """
     if not isinstance(data, dict) or "class_name" not in data or "config" not in data:
         raise FormatError(
             f"{path} does not hold a Keras model config: expected a mapping with "
             "'class_name' and 'config' (what model.to_json() writes)."
         )
+    _check_sizes(data, path)
+    inner = data["config"]
+    if not isinstance(data["class_name"], str) or not isinstance(inner, (dict, list)):
+        raise FormatError(f"{path}: the model config's class_name must be text and its config "
+                          "a mapping (or a list of layers).")
+    layers = inner.get("layers", []) if isinstance(inner, dict) else inner
+    if not isinstance(layers, list):
+        raise FormatError(f"{path}: the model config's 'layers' must be a list, "
+                          f"got {type(layers).__name__}.")
+    for index, layer in enumerate(layers):
+        _check_layer(layer, index, path)
     return data
+
+
+# Larger than any real layer dimension; Keras would try to allocate it before checking anything.
+MAX_DIM = 2**24
+MAX_ELEMENTS = 2**28  # per example, across a shape's dimensions
+MAX_DEPTH = 100
+_SHAPE_KEYS = ("batch_shape", "batch_input_shape", "shape", "input_shape", "target_shape")
+
+
+def _check_layer(layer, index: int, path: Path) -> None:
+    where = f"{path}: layer #{index}"
+    if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str):
+        raise FormatError(f"{where} is not a mapping with a class_name text (got "
+                          f"{type(layer).__name__}).")
+    config = layer.get("config", {})
+    if not isinstance(config, dict):
+        raise FormatError(f"{where} ({layer['class_name']}): its config must be a mapping, "
+                          f"got {type(config).__name__}.")
+    name = config.get("name", layer.get("name", ""))
+    if not isinstance(name, str):
+        raise FormatError(f"{where} ({layer['class_name']}): its name must be text, got {name!r}.")
+    for key in _SHAPE_KEYS:
+        shape = config.get(key)
+        if shape is not None and not (
+            isinstance(shape, (list, tuple))
+            and all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape)
+        ):
+            raise FormatError(f"{where} ('{name}'): {key} must be a list of sizes or nulls, "
+                              f"got {str(shape)[:60]}.")
+    if not isinstance(layer.get("inbound_nodes", []), list):
+        raise FormatError(f"{where} ('{name}'): inbound_nodes must be a list.")
+
+
+def _check_sizes(data, path: Path) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and integers no real model dimension reaches.
+
+    Iterative on purpose: a recursive walk would itself hit Python's recursion limit.
+    """
+    stack = [(data, 0, "")]
+    while stack:
+        value, depth, key = stack.pop()
+        if depth > MAX_DEPTH:
+            raise FormatError(f"{path}: the model config is nested more than {MAX_DEPTH} levels "
+                              "deep; no Keras model is.")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1, str(name)) for name, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            if key in _SHAPE_KEYS and _elements(value) > MAX_ELEMENTS:
+                raise FormatError(f"{path}: {key} {str(value)[:60]} has more than "
+                                  f"{MAX_ELEMENTS:,} elements per example.")
+            stack.extend((item, depth + 1, key) for item in value)
+        elif (isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_DIM
+              and "seed" not in key):
+            raise FormatError(f"{path}: '{key}' is {value}, beyond the largest size kexport "
+                              f"accepts ({MAX_DIM:,}); the config is corrupt or hostile.")
+
+
+def _elements(shape) -> int:
+    total = 1
+    for dim in shape:
+        if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0:
+            total *= dim
+    return total
 
 
 def read_config(detected: Detected) -> dict | None:
     """The model config an artifact carries, or None (weights files, plain SavedModels)."""
     path = detected.path
     if detected.format == "h5":
-        import h5py
+        with hdf5_errors(path):
+            import h5py
 
-        with h5py.File(path, "r") as handle:
-            raw = handle.attrs["model_config"]
-        raw = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            with h5py.File(path, "r") as handle:
+                raw = handle.attrs["model_config"]
+        raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         return check_model_config(_json(raw, path), path)
     if detected.format == "keras":
-        with zipfile.ZipFile(path) as archive:
-            raw = archive.read("config.json").decode("utf-8", "replace")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                check_zip_members(archive, path)
+                raw = archive.read("config.json").decode("utf-8", "replace")
+        except (zipfile.BadZipFile, OSError, KeyError, EOFError, ValueError) as error:
+            raise FormatError(f"{path} is a damaged .keras archive ({first_line(error)}).") from None
         return check_model_config(_json(raw, path), path)
     if detected.format in ("json", "yaml"):
         return parse_config_text(path, detected.format)
     return None
+
+
+def first_line(error) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
+@contextlib.contextmanager
+def hdf5_errors(path: Path):
+    """h5py reports a corrupt file as OSError, RuntimeError, KeyError or ValueError, depending
+    on which structure the damage hit; each is the same fact for a user: a corrupt file."""
+    try:
+        yield
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, EOFError,
+            zipfile.BadZipFile) as error:
+        raise FormatError(f"{path} is corrupt or truncated ({first_line(error)}).") from None
 
 
 def _json(raw: str, path: Path):

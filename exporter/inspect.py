@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.configs import read_config
+from exporter.configs import hdf5_errors, read_config
 from exporter.formats import Detected
 
 NON_TRAINABLE_MARKERS = ("moving_mean", "moving_variance", "moving_var", "running_")
@@ -39,10 +39,13 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
         info.update(_savedmodel(detected))
         return info
     if detected.format == "weights":
-        info.update(_weights_only(detected))
+        with hdf5_errors(detected.path):  # a damaged file fails as one line, not a traceback
+            info.update(_weights_only(detected))
         return info
     config = read_config(detected)
-    info.update(describe_config(config, _weight_arrays(detected)))
+    with hdf5_errors(detected.path):
+        weights = _weight_arrays(detected)
+    info.update(describe_config(config, weights))
     from exporter.safety import code_layers
 
     info["code_layers"] = code_layers(config)

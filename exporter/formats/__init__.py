@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,7 @@ def detect(path: Path) -> Detected:
 def _detect_directory(path: Path) -> Detected:
     if (path / "bundle.json").is_file():  # a kexport TF Serving bundle (serving/bundle.py)
         return Detected(path, "bundle")
+    _refuse_escaping_links(path)
     if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
         has_keras = (path / "keras_metadata.pb").is_file()
         return Detected(path, "savedmodel", details={"keras_metadata": has_keras})
@@ -130,6 +132,35 @@ def _detect_directory(path: Path) -> Detected:
         f"directory {path} is not a SavedModel: it has no saved_model.pb.",
         hint="Point at the SavedModel folder itself (the one holding saved_model.pb and variables/).",
     )
+
+
+MAX_FOLDER_ENTRIES = 100_000
+
+
+def _refuse_escaping_links(path: Path) -> None:
+    """Refuse symlinks that lead out of a model folder (or nowhere): TensorFlow would read, and
+    `bundle` would copy, whatever they point at. Links are not followed, so loops cannot hang."""
+    root = path.resolve()
+    seen = 0
+    for folder, dirs, files in os.walk(path, followlinks=False):
+        seen += len(dirs) + len(files)
+        if seen > MAX_FOLDER_ENTRIES:
+            raise FormatError(f"{path} holds more than {MAX_FOLDER_ENTRIES:,} entries; "
+                              "not a model folder.")
+        for name in dirs + files:
+            entry = Path(folder) / name
+            if not entry.is_symlink():
+                continue
+            try:
+                target = entry.resolve(strict=True)
+            except (OSError, RuntimeError):
+                target = None
+            if target is None or not target.is_relative_to(root):
+                raise FormatError(
+                    f"refused: {entry} is a symbolic link to "
+                    f"{os.readlink(entry)!s}, outside {path} (or to nothing).",
+                    hint="Copy the real files into the model folder.",
+                )
 
 
 def _attr_text(value) -> str | None:
@@ -145,7 +176,8 @@ def _detect_hdf5(path: Path) -> Detected:
         with h5py.File(path, "r") as handle:
             attrs = dict(handle.attrs)
             keys = list(handle.keys())
-    except OSError as error:
+    # h5py raises whichever of these the damaged structure leads to.
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
         raise FormatError(
             f"{path} starts like HDF5 but cannot be read ({str(error).splitlines()[0]}); "
             "the file is truncated or corrupt."
@@ -168,9 +200,10 @@ def _detect_hdf5(path: Path) -> Detected:
 def _detect_zip(path: Path) -> Detected:
     try:
         with zipfile.ZipFile(path) as archive:
+            check_zip_members(archive, path)
             names = set(archive.namelist())
             metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError) as error:
         raise FormatError(f"{path} is a damaged zip archive ({error}).") from None
     if "config.json" not in names:
         raise FormatError(
@@ -178,6 +211,27 @@ def _detect_zip(path: Path) -> Detected:
         )
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
     return Detected(path, "keras", version, "tensorflow")
+
+
+MAX_CONFIG_MEMBER = 64 * 1024 * 1024  # config.json, metadata.json: text, never this large
+MAX_MEMBER_RATIO = 1000  # deflate's own ceiling is ~1032: beyond, only a crafted bomb
+
+
+def check_zip_members(archive: zipfile.ZipFile, path: Path) -> None:
+    """Refuse entries that escape the archive's folder and sizes that only a zip bomb has,
+    from the central directory alone (nothing is inflated)."""
+    for info in archive.infolist():
+        parts = info.filename.replace("\\", "/").split("/")
+        if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise FormatError(f"refused: {path} has an entry '{info.filename}' that points outside "
+                              "the archive; the archive is corrupt or hostile.")
+        small = info.filename in ("config.json", "metadata.json")
+        if (small and info.file_size > MAX_CONFIG_MEMBER) or (
+            info.file_size > MAX_CONFIG_MEMBER
+            and info.file_size > MAX_MEMBER_RATIO * max(info.compress_size, 1)
+        ):
+            raise FormatError(f"refused: {path} entry '{info.filename}' would inflate to "
+                              f"{info.file_size:,} bytes from {info.compress_size:,} (a zip bomb).")
 
 
 def _detect_text(path: Path) -> Detected:
