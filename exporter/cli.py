@@ -148,6 +148,9 @@ def inspect_command(
     source_format: FromOpt = None,
     layers: Annotated[bool, typer.Option(
         "--layers", help="Also list every name `slice` accepts (loads the model).")] = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Load the model: say whether it loads, why not, and what was repaired.")
+    ] = False,
     weights: WeightsOpt = None,
     architecture: ArchOpt = None,
     custom_objects: CustomOpt = None,
@@ -159,11 +162,14 @@ def inspect_command(
     from exporter.inspect import format_table, inspect_artifact
 
     info = inspect_artifact(path, source_format)
-    if layers:
-        from exporter.inspect import addressable_layers
+    if layers or check:
+        from exporter.inspect import addressable_layers, check_loadable
 
         options = load_options(source_format, weights, architecture, custom_objects, unsafe)
-        info["addressable_layers"] = addressable_layers(path, options)
+        if check:
+            info.update(check_loadable(path, options))
+        if layers:
+            info["addressable_layers"] = addressable_layers(path, options)
     if json_output:
         print_json(info)
     else:

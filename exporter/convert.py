@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporter.classes import check_layer_classes
 from exporter.configs import read_config
 from exporter.errors import FormatError, VerificationError
 from exporter.formats import (
@@ -53,6 +54,8 @@ def load_model(path: Path, options: LoadOptions | None = None) -> LoadedModel:
     options = options or LoadOptions()
     detected = detect_source(Path(path), options.source_format)
     check_safe(detected, options.unsafe)
+    if detected.format in ("h5", "keras", "json", "yaml"):
+        check_layer_classes(read_config(detected), options.custom_objects)
     loaded = format_module(detected.format).load(detected, options)
     loaded.custom_objects = dict(options.custom_objects)
     return loaded

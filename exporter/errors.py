@@ -70,7 +70,12 @@ class ServingError(KexportError):
     exit_code = EXIT_SERVING
 
 
+def closest(word: str, choices: Iterable[str], limit: int = 3) -> list[str]:
+    """The choices that look most like `word` (typos, case), best first."""
+    return difflib.get_close_matches(word, list(choices), n=limit, cutoff=0.6)
+
+
 def close_matches(word: str, choices: Iterable[str], limit: int = 3) -> str:
     """Return ' Did you mean: a, b?' for the closest choices, or '' when none is close."""
-    matches = difflib.get_close_matches(word, list(choices), n=limit, cutoff=0.6)
+    matches = closest(word, choices, limit)
     return f" Did you mean: {', '.join(matches)}?" if matches else ""

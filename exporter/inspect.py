@@ -213,6 +213,24 @@ def _savedmodel(detected: Detected) -> dict:
     }
 
 
+def check_loadable(path: Path, options) -> dict:
+    """Try the real loader: `loadable`, the `reason` when not, the `repairs` it applied."""
+    from exporter.convert import load_model
+    from exporter.errors import KexportError
+
+    try:
+        loaded = load_model(Path(path), options)
+    except KexportError as error:
+        return {"loadable": False, "reason": str(error), "exit_code": error.exit_code}
+    convertible = loaded.model is not None
+    return {
+        "loadable": True,
+        "convertible": convertible,
+        "reason": None if convertible else "a serving signature without a Keras model",
+        "repairs": list(loaded.notes),
+    }
+
+
 def addressable_layers(path: Path, options) -> list[str]:
     """Every name `kexport slice` accepts: layers, `name:node` of shared layers, nested paths."""
     from exporter.convert import load_model
@@ -258,6 +276,10 @@ def format_table(info: dict) -> str:
             )
     elif rows:
         lines += [f"{r['name']:<28} {r['shapes']}" for r in rows]
+    if "loadable" in info:
+        verdict = "yes" if info["loadable"] else f"no: {info['reason']}"
+        lines.append(f"loadable: {verdict}")
+        lines += [f"  repair {note}" for note in info.get("repairs") or []]
     if info.get("addressable_layers"):
         lines.append("addressable by slice: " + ", ".join(info["addressable_layers"]))
     params = info.get("params")

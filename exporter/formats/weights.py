@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.classes import check_layer_classes
 from exporter.configs import read_config
 from exporter.errors import BadInputError, IncompatibleWeightsError
 from exporter.formats import Detected, detect
@@ -35,6 +36,7 @@ def load(detected: Detected, options: LoadOptions) -> LoadedModel:
             "expected a json, yaml, h5 or keras file."
         )
     check_safe(architecture, options.unsafe)
+    check_layer_classes(read_config(architecture), options.custom_objects)
     from exporter.formats.config import build_with_weights
 
     loaded = build_with_weights(

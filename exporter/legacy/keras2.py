@@ -6,8 +6,12 @@ trained, and verification compares the translated Keras 3 model against it.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
 import json
+import re
+import sys
 from pathlib import Path
 
 from exporter.errors import BadInputError, IncompatibleWeightsError
@@ -19,6 +23,7 @@ from exporter.loaded import LoadedModel, LoadOptions
 from exporter.runtime import keras_module, quiet_stdout, tf_keras_module
 
 MAX_REPAIRS = 100
+_MARSHAL_FAILURE = re.compile(r"marshal|EOF read where|bad code object|unknown type code", re.IGNORECASE)
 THEANO_FLIPPED = {"Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "ConvLSTM2D"}
 
 
@@ -59,7 +64,10 @@ def load_keras2_config(config: dict, path: Path, fmt: str, options: LoadOptions,
     if needs_pretranslation(config, keras_version):
         config = pretranslate(config, notes)
     tf_keras = tf_keras_module()
-    with loader_errors(path, options), quiet_stdout():
+    if options.unsafe:  # the safety scan has run; the user vouched for the file's code
+        tf_keras.__internal__.enable_unsafe_deserialization()
+        keras_module().config.enable_unsafe_deserialization()
+    with loader_errors(path, options), quiet_stdout(), foreign_bytecode_errors(config):
         source = tf_keras.models.model_from_json(
             json.dumps(config), custom_objects=options.custom_objects
         )
@@ -75,6 +83,56 @@ def load_keras2_config(config: dict, path: Path, fmt: str, options: LoadOptions,
             notes.append("training-state: model: optimizer and compile settings not loaded "
                          "(kexport converts the inference model)")
     return from_keras2_model(source, path, fmt, options, notes, keras_version)
+
+
+@contextlib.contextmanager
+def foreign_bytecode_errors(config: dict):
+    """Name the Lambda layers and the Python that wrote them when their bytecode is unreadable.
+
+    Keras 2 stored a Lambda's function as base64 of `marshal.dumps(code)`, which only the
+    Python version that wrote it can read back.
+    """
+    try:
+        yield
+    except (ValueError, EOFError, TypeError, SystemError) as error:
+        if not _MARSHAL_FAILURE.search(str(error)):
+            raise
+        from exporter.safety import code_layers
+
+        names = code_layers(config)
+        raise BadInputError(
+            f"Lambda layer(s) {', '.join(names[:5])}{' ...' if len(names) > 5 else ''} hold "
+            f"Python bytecode that Python {sys.version_info.major}.{sys.version_info.minor} "
+            f"cannot read: it was written by {_bytecode_writer(config)}.",
+            hint="Load it with that Python and Keras, or rebuild the Lambda layers in code.",
+        ) from None
+
+
+def _bytecode_writer(config: dict) -> str:
+    """Tell the writer's Python from the first marshal byte: Python 3.4+ sets the FLAG_REF bit."""
+    for value in _lambda_functions(config):
+        try:
+            first = base64.b64decode(value)[:1]
+        except (ValueError, TypeError):
+            continue
+        if first == b"c":
+            return "Python 2 (or Python 3.3 or older)"
+        if first == b"\xe3":
+            return "another Python 3 version"
+    return "another Python version"
+
+
+def _lambda_functions(value):
+    if isinstance(value, dict):
+        if value.get("class_name") == "Lambda" and isinstance(value.get("config"), dict):
+            function = value["config"].get("function")
+            if isinstance(function, list) and function and isinstance(function[0], str):
+                yield function[0]
+        for item in value.values():
+            yield from _lambda_functions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _lambda_functions(item)
 
 
 def flip_theano_kernels(model, notes: list[str]) -> None:

@@ -1,0 +1,71 @@
+"""Name every layer class a config needs that nothing here provides, before any loader runs.
+
+Loaders stop at the first unknown class; a user fixing `--custom-objects` wants the whole list,
+with the module each class came from where the file records it (Keras 3 configs do).
+"""
+
+from __future__ import annotations
+
+from exporter.errors import UnknownLayerError, closest
+from exporter.legacy.keras1 import CLASS_RENAMES, MERGE_MODES
+from exporter.legacy.translate import MODEL_CLASSES, WRAPPER_KEYS, is_keras2_config
+
+# Old classes the legacy translations turn into current ones.
+TRANSLATED_CLASSES = set(CLASS_RENAMES) | {"Merge", "CuDNNLSTM", "CuDNNGRU"} | set(MERGE_MODES.values())
+
+
+def layer_objects(config: dict):
+    """Every serialized layer in a model config: layer lists, nested models, wrapped layers."""
+    inner = config.get("config")
+    layers = inner if isinstance(inner, list) else (inner or {}).get("layers", []) if isinstance(inner, dict) else []
+    for layer in layers if isinstance(layers, list) else []:
+        if not isinstance(layer, dict):
+            continue
+        yield layer
+        if layer.get("class_name") in MODEL_CLASSES:
+            yield from layer_objects(layer)
+        cfg = layer.get("config")
+        for key in WRAPPER_KEYS:
+            wrapped = cfg.get(key) if isinstance(cfg, dict) else None
+            if isinstance(wrapped, dict):
+                yield wrapped
+
+
+def known_class_names(keras2: bool) -> set[str]:
+    from exporter.runtime import keras_module, tf_keras_module
+
+    names = {name for name in dir(keras_module().layers) if name[:1].isupper()}
+    if keras2:
+        names |= {name for name in dir(tf_keras_module().layers) if name[:1].isupper()}
+    return names | MODEL_CLASSES | TRANSLATED_CLASSES
+
+
+def check_layer_classes(config: dict, custom_objects: dict) -> None:
+    """Raise UnknownLayerError naming every class neither Keras nor the user provides."""
+    from exporter.runtime import keras_module
+
+    keras = keras_module()
+    known = known_class_names(is_keras2_config(config)) | set(custom_objects)
+    missing: dict[str, str | None] = {}
+    for layer in layer_objects(config):
+        name = layer.get("class_name")
+        if not isinstance(name, str) or name in known or name in missing:
+            continue
+        registered = layer.get("registered_name") or name
+        if keras.saving.get_registered_object(registered) is not None:
+            continue
+        missing[name] = layer.get("module")
+    if not missing:
+        return
+    listed = ", ".join(_describe(name, module, known) for name, module in missing.items())
+    raise UnknownLayerError(
+        f"unknown layer class{'es' if len(missing) > 1 else ''}: {listed}.",
+        hint="If they are custom layers, pass --custom-objects MODULE or FILE.py that defines "
+        "them.",
+    )
+
+
+def _describe(name: str, module: str | None, known: set[str]) -> str:
+    matches = closest(name, known)
+    guess = f"; did you mean {', '.join(matches)}?" if matches else ""
+    return f"{name} (module {module or 'not recorded'}{guess})"
