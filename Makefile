@@ -45,3 +45,8 @@ docker-build:
 docker-run:
 	@docker info >/dev/null 2>&1 || { echo "docker-run: no container engine is running (docker info failed); use 'kexport serve $(BUNDLE)' to serve the bundle locally." >&2; exit 1; }
 	docker run --rm -p 8500:8500 -p 8501:8501 kexport-bundle
+
+# Models from the wild: convert --to keras over a folder of old and new artifacts, one table.
+.PHONY: bench-wild
+bench-wild: install
+	$(BIN)/python -m bench.wild

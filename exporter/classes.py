@@ -8,27 +8,10 @@ from __future__ import annotations
 
 from exporter.errors import UnknownLayerError, closest
 from exporter.legacy.keras1 import CLASS_RENAMES, MERGE_MODES
-from exporter.legacy.translate import MODEL_CLASSES, WRAPPER_KEYS, is_keras2_config
+from exporter.legacy.translate import MODEL_CLASSES, is_keras2_config, layer_objects
 
 # Old classes the legacy translations turn into current ones.
 TRANSLATED_CLASSES = set(CLASS_RENAMES) | {"Merge", "CuDNNLSTM", "CuDNNGRU"} | set(MERGE_MODES.values())
-
-
-def layer_objects(config: dict):
-    """Every serialized layer in a model config: layer lists, nested models, wrapped layers."""
-    inner = config.get("config")
-    layers = inner if isinstance(inner, list) else (inner or {}).get("layers", []) if isinstance(inner, dict) else []
-    for layer in layers if isinstance(layers, list) else []:
-        if not isinstance(layer, dict):
-            continue
-        yield layer
-        if layer.get("class_name") in MODEL_CLASSES:
-            yield from layer_objects(layer)
-        cfg = layer.get("config")
-        for key in WRAPPER_KEYS:
-            wrapped = cfg.get(key) if isinstance(cfg, dict) else None
-            if isinstance(wrapped, dict):
-                yield wrapped
 
 
 def known_class_names(keras2: bool) -> set[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -110,6 +111,8 @@ def check_model_config(data, path: Path) -> dict:
 MAX_DIM = 2**24
 MAX_ELEMENTS = 2**28  # per example, across a shape's dimensions
 MAX_DEPTH = 100
+# Integers that are identifiers or seeds, not sizes (shared_object_id is an id() of the writer).
+_NOT_A_SIZE = re.compile(r"seed|(^|_)id$", re.IGNORECASE)
 _SHAPE_KEYS = ("batch_shape", "batch_input_shape", "shape", "input_shape", "target_shape")
 
 
@@ -122,8 +125,8 @@ def _check_layer(layer, index: int, path: Path) -> None:
     if not isinstance(config, dict):
         raise FormatError(f"{where} ({layer['class_name']}): its config must be a mapping, "
                           f"got {type(config).__name__}.")
-    name = config.get("name", layer.get("name", ""))
-    if not isinstance(name, str):
+    name = config.get("name") or layer.get("name")
+    if not isinstance(name, str):  # every Keras version writes one; readers key layers on it
         raise FormatError(f"{where} ({layer['class_name']}): its name must be text, got {name!r}.")
     for key in _SHAPE_KEYS:
         shape = config.get(key)
@@ -156,7 +159,7 @@ def _check_sizes(data, path: Path) -> None:
                                   f"{MAX_ELEMENTS:,} elements per example.")
             stack.extend((item, depth + 1, key) for item in value)
         elif (isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_DIM
-              and "seed" not in key):
+              and not _NOT_A_SIZE.search(key)):
             raise FormatError(f"{path}: '{key}' is {value}, beyond the largest size kexport "
                               f"accepts ({MAX_DIM:,}); the config is corrupt or hostile.")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 
 from exporter.errors import BadInputError
+from exporter.legacy.translate import layer_objects
 
 CLASS_RENAMES = {
     "Convolution1D": "Conv1D",
@@ -81,19 +82,11 @@ def needs_pretranslation(config: dict, keras_version: str | None) -> bool:
     inner = config.get("config")
     if isinstance(inner, list):  # Keras 1 Sequential: a bare list of layers
         return True
-    return any(obj.get("class_name") in CLASS_RENAMES or obj.get("class_name", "").startswith(
-        "CuDNN") or obj.get("class_name") == "Merge" for obj in _walk(config))
-
-
-def _walk(value):
-    if isinstance(value, dict):
-        if "class_name" in value:
-            yield value
-        for item in value.values():
-            yield from _walk(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _walk(item)
+    return any(
+        obj.get("class_name") in CLASS_RENAMES
+        or obj.get("class_name") in ("Merge", "CuDNNLSTM", "CuDNNGRU")
+        for obj in layer_objects(config)
+    )
 
 
 def pretranslate(config: dict, notes: list[str]) -> dict:
@@ -101,8 +94,9 @@ def pretranslate(config: dict, notes: list[str]) -> dict:
     config = copy.deepcopy(config)
     if isinstance(config.get("config"), list):
         config["config"] = {"name": "sequential", "layers": config["config"]}
-        notes.append("keras1-sequential: model: layer list wrapped into a Sequential config")
-    for obj in list(_walk(config)):
+        notes.append("legacy-sequential: model: Keras 1-2.1 layer list wrapped into a Sequential "
+                     "config")
+    for obj in list(layer_objects(config)):
         _translate_layer(obj, notes)
     return config
 

@@ -50,6 +50,24 @@ def _has_legacy_nodes(layer: dict) -> bool:
     return any(isinstance(node, list) for node in nodes)
 
 
+def layer_objects(config: dict):
+    """Every serialized layer in a model config: layer lists, nested models, wrapped layers."""
+    inner = config.get("config")
+    if isinstance(inner, dict):
+        inner = inner.get("layers", [])
+    for layer in inner if isinstance(inner, list) else []:
+        if not isinstance(layer, dict):
+            continue
+        yield layer
+        if layer.get("class_name") in MODEL_CLASSES:
+            yield from layer_objects(layer)
+        cfg = layer.get("config")
+        for key in WRAPPER_KEYS:
+            wrapped = cfg.get(key) if isinstance(cfg, dict) else None
+            if isinstance(wrapped, dict):
+                yield wrapped
+
+
 def translate_config(config: dict, notes: list[str]) -> dict:
     """Return a copy of a Keras 2 model config that Keras 3's legacy deserializer builds."""
     config = copy.deepcopy(config)
