@@ -23,6 +23,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.wild
 
 lint: install
 	$(BIN)/ruff check exporter serving tests bench
