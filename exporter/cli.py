@@ -188,6 +188,8 @@ def convert_command(
     by_name: Annotated[bool, typer.Option("--by-name", help="Load weights by layer name.")] = False,
     skip_mismatch: Annotated[bool, typer.Option("--skip-mismatch", help="With --by-name: skip layers whose shapes differ.")] = False,
     config_only: Annotated[bool, typer.Option("--config-only", help="json/yaml: write no weights file.")] = False,
+    keras_compat: Annotated[int | None, typer.Option(
+        "--keras-compat", help="2: write an HDF5 that tf-keras (Keras 2) loads (with --to h5).")] = None,
     custom_objects: CustomOpt = None,
     unsafe: UnsafeOpt = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")] = False,
@@ -206,7 +208,7 @@ def convert_command(
                            by_name, skip_mismatch)
     result = convert(
         source, destination, to, options, verify=not no_verify, atol=atol, rtol=rtol,
-        inputs_file=inputs, force=force, config_only=config_only,
+        inputs_file=inputs, force=force, config_only=config_only, keras_compat=keras_compat,
         progress=progress_printer(quiet or json_output),
     )
     render_written(result, json_output)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from exporter.classes import check_layer_classes
 from exporter.configs import read_config
-from exporter.errors import FormatError, VerificationError
+from exporter.errors import BadInputError, FormatError, VerificationError
 from exporter.formats import (
     FORMATS,
     Detected,
@@ -61,9 +61,22 @@ def load_model(path: Path, options: LoadOptions | None = None) -> LoadedModel:
     return loaded
 
 
-def save_model(model, path: Path, fmt: str, config_only: bool = False) -> list[Path]:
-    """Write `model` to `path` in format `fmt` (not atomic: `convert` stages and verifies)."""
-    return format_module(fmt).save(model, Path(path), SaveOptions(fmt, config_only))
+def save_model(model, path: Path, fmt: str, config_only: bool = False,
+               keras_compat: int | None = None, notes: list[str] | None = None) -> list[Path]:
+    """Write `model` to `path` in format `fmt` (not atomic: `convert` stages and verifies).
+
+    `keras_compat=2` (h5 only) writes a file tf-keras loads; what the writer had to change is
+    appended to `notes`.
+    """
+    if keras_compat not in (None, 2, 3):
+        raise BadInputError(f"--keras-compat must be 2 or 3; got {keras_compat}.")
+    if keras_compat == 2 and fmt != "h5":
+        raise BadInputError("--keras-compat 2 applies to --to h5, the one format Keras 2 and 3 share.")
+    options = SaveOptions(fmt, config_only, None if keras_compat == 3 else keras_compat)
+    written = format_module(fmt).save(model, Path(path), options)
+    if notes is not None:
+        notes.extend(options.notes)
+    return written
 
 
 def output_paths(destination: Path, fmt: str, config_only: bool) -> list[Path]:
@@ -112,8 +125,13 @@ def refuse_impossible(source: LoadedModel, fmt: str, config_only: bool) -> None:
         )
 
 
-def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool) -> LoadedModel:
+def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool,
+                   keras_compat: int | None = None) -> LoadedModel:
     """Re-load a written artifact with the loader a user would use on it."""
+    if keras_compat == 2:  # written for Keras 2: read back the way a Keras 2 stack will
+        from exporter.legacy.keras2 import load_with_tf_keras
+
+        return load_with_tf_keras(path, fmt, source.custom_objects)
     from exporter.formats.keras_v3 import load_keras3_file, loaded_keras3
     from exporter.formats.savedmodel import load_signature
     from exporter.runtime import keras_module
@@ -149,6 +167,7 @@ def stage_verify_publish(
     *,
     force: bool = False,
     config_only: bool = False,
+    keras_compat: int | None = None,
     progress: Callable[[str], None] = _silent,
 ) -> tuple[list[Path], VerificationReport | None]:
     """Write `model` beside `destination`, re-load it from disk, check it, then publish it.
@@ -160,6 +179,7 @@ def stage_verify_publish(
         check: compares the re-loaded artifact with a reference; None skips verification.
         force: replace an existing destination.
         config_only: json/yaml without a weights file.
+        keras_compat: 2 writes an HDF5 for tf-keras (its changes join `model.notes`).
         progress: receives one-line progress messages.
 
     Returns:
@@ -170,13 +190,15 @@ def stage_verify_publish(
     """
     with staging_folder(destination) as stage:
         progress(f"writing {fmt} to {destination}")
-        staged = save_model(model.model, stage / destination.name, fmt, config_only)
+        staged = save_model(model.model, stage / destination.name, fmt, config_only,
+                            keras_compat, notes=model.notes)
         report = None
         if check is not None:
             progress("verifying the written model against the source")
             # The artifact as a user would read it back, not the in-memory model: this is
             # what catches formats that lose layers, weights or names on the way to disk.
-            written = reload_written(stage / destination.name, fmt, model, config_only)
+            written = reload_written(stage / destination.name, fmt, model, config_only,
+                                     keras_compat)
             report = check(written)
             if not report.passed:
                 raise VerificationError(report.summary(), report=report)
@@ -196,6 +218,7 @@ def convert(
     inputs_file: Path | None = None,
     force: bool = False,
     config_only: bool = False,
+    keras_compat: int | None = None,
     progress: Callable[[str], None] = _silent,
 ) -> ConvertResult:
     """Convert an artifact to another format, verified, published atomically.
@@ -216,7 +239,8 @@ def convert(
             return verify_loaded(source, written, inputs_file, atol, rtol)
 
     published, report = stage_verify_publish(
-        source, destination, fmt, check, force=force, config_only=config_only, progress=progress
+        source, destination, fmt, check, force=force, config_only=config_only,
+        keras_compat=keras_compat, progress=progress,
     )
     return ConvertResult(
         source=str(source_path),

@@ -41,10 +41,13 @@ class LoadOptions:
 
 @dataclass
 class SaveOptions:
-    """How to write: the format, and whether a config format skips its weights file."""
+    """How to write: the format, whether a config format skips its weights file, and for
+    which Keras version."""
 
     format: str
     config_only: bool = False
+    keras_compat: int | None = None  # 2: an HDF5 that tf-keras (Keras 2) loads
+    notes: list[str] = field(default_factory=list)  # what the writer had to change
 
 
 @dataclass

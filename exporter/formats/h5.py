@@ -22,6 +22,11 @@ def load(detected: Detected, options: LoadOptions) -> LoadedModel:
 
 
 def save(model, path: Path, options) -> list[Path]:
+    if options.keras_compat == 2:
+        from exporter.legacy.keras2_writer import save_keras2_h5
+
+        options.notes.extend(save_keras2_h5(model, path))
+        return [path]
     with quiet_stdout():
         model.save(str(path))
     return [path]

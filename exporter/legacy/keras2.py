@@ -45,6 +45,16 @@ def load_keras2_model(path: Path, fmt: str, options: LoadOptions) -> LoadedModel
     return from_keras2_model(source, path, fmt, options, [], None)
 
 
+def load_with_tf_keras(path: Path, fmt: str, custom_objects: dict) -> LoadedModel:
+    """A file read by tf-keras alone, as a Keras 2 inference stack reads it (no translation)."""
+    tf_keras = tf_keras_module()
+    with loader_errors(path), quiet_stdout():
+        model = tf_keras.models.load_model(str(path), compile=False,
+                                           custom_objects=custom_objects or None)
+    return LoadedModel(model=None, format=fmt, path=path, reference=model_runner(model),
+                       inputs=input_specs(model), outputs=output_specs(model))
+
+
 def hdf5_attrs(path: Path) -> dict:
     """The writer's attributes of an HDF5 file (keras_version, backend, training_config)."""
     import h5py

@@ -241,7 +241,7 @@ def drop_unrecognized(config: dict, error: Exception, notes: list[str]) -> bool:
                 changed = True
                 continue
             default = keras2_default(class_name, key)
-            if default is _NO_DEFAULT or not _same(cfg[key], default):
+            if default is NO_DEFAULT or not same_value(cfg[key], default):
                 raise BadInputError(
                     f"layer '{cfg.get('name')}' ({class_name}) sets {key}={cfg[key]!r}, "
                     "which Keras 3 cannot express; the model cannot be translated without "
@@ -264,17 +264,22 @@ def _objects_of_class(value, class_name: str):
             yield from _objects_of_class(item, class_name)
 
 
-_NO_DEFAULT = object()
+NO_DEFAULT = object()
 # Arguments that shape training only: initializers never touch loaded weights, and
 # regularizers and constraints act only while fitting.
 TRAINING_ONLY_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 
 
 def keras2_default(class_name: str, argument: str):
-    """The default tf-keras gives `argument` of layer class `class_name`, or _NO_DEFAULT."""
+    """The default tf-keras gives `argument` of layer class `class_name`, or NO_DEFAULT."""
     from exporter.runtime import tf_keras_module
 
-    cls = getattr(tf_keras_module().layers, class_name, None)
+    return layer_default(tf_keras_module().layers, class_name, argument)
+
+
+def layer_default(layers_module, class_name: str, argument: str):
+    """The default a Keras `layers` module's class gives `argument`, or NO_DEFAULT."""
+    cls = getattr(layers_module, class_name, None)
     for klass in inspect.getmro(cls) if cls else ():
         init = klass.__dict__.get("__init__")
         if init is None:
@@ -282,10 +287,10 @@ def keras2_default(class_name: str, argument: str):
         parameter = inspect.signature(init).parameters.get(argument)
         if parameter is not None and parameter.default is not inspect.Parameter.empty:
             return parameter.default
-    return _NO_DEFAULT
+    return NO_DEFAULT
 
 
-def _same(value, default) -> bool:
+def same_value(value, default) -> bool:
     if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
         return list(value) == list(default)
     return value == default
