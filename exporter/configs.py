@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from exporter.errors import FormatError, UnsafeArtifactError
-from exporter.formats import Detected, check_zip_members
+from exporter.formats import Detected, check_zip_members, read_small_attr
 
 MAX_TEXT_BYTES = 256 * 1024 * 1024
 
@@ -180,9 +180,10 @@ def read_config(detected: Detected) -> dict | None:
             import h5py
 
             with h5py.File(path, "r") as handle:
-                raw = handle.attrs["model_config"]
-        raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        return check_model_config(_json(raw, path), path)
+                raw = read_small_attr(handle, "model_config", path)
+        # h5py hands back invalid UTF-8 as lone surrogates, which no output stream can print.
+        raw = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
+        return check_model_config(_json(raw.decode("utf-8", "replace"), path), path)
     if detected.format == "keras":
         try:
             with zipfile.ZipFile(path) as archive:

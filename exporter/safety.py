@@ -19,21 +19,24 @@ _METADATA_LAMBDA = re.compile(rb'"class_name":\s*"Lambda",\s*"config":\s*\{\s*"n
 
 
 def code_layers(config) -> list[str]:
-    """Names of the layers (or objects) in a config that carry Python code."""
+    """Names of the layers (or objects) in a config that carry Python code.
+
+    Iterative, and type-checked at every step: the config is untrusted data (a class_name may
+    be a list, nesting may be deep), and the scan must finish where a loader would crash.
+    """
     found: list[str] = []
-
-    def walk(value):
+    stack = [config]
+    while stack:
+        value = stack.pop()
         if isinstance(value, dict):
-            if value.get("class_name") in CODE_CLASSES:
+            class_name = value.get("class_name")
+            if isinstance(class_name, str) and class_name in CODE_CLASSES:
                 inner = value.get("config")
-                found.append(inner.get("name", "?") if isinstance(inner, dict) else "?")
-            for item in value.values():
-                walk(item)
+                name = inner.get("name", "?") if isinstance(inner, dict) else "?"
+                found.append(name if isinstance(name, str) else "?")
+            stack.extend(reversed(list(value.values())))
         elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(config)
+            stack.extend(reversed(value))
     return found
 
 

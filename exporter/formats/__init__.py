@@ -163,18 +163,38 @@ def _refuse_escaping_links(path: Path) -> None:
                 )
 
 
+MAX_ATTR_BYTES = 64 * 1024 * 1024
+
+
+def read_small_attr(handle, name: str, path: Path):
+    """Read an HDF5 attribute after checking its stored size: a damaged header can claim
+    gigabytes, and h5py would try to read them all."""
+    size = handle.attrs.get_id(name).get_storage_size()
+    if size > MAX_ATTR_BYTES:
+        raise FormatError(f"{path}: attribute '{name}' claims {size:,} bytes; the file is corrupt.")
+    return handle.attrs[name]
+
+
 def _attr_text(value) -> str | None:
     if value is None:
         return None
+    if isinstance(value, str):  # h5py keeps invalid UTF-8 as lone surrogates: make them printable
+        value = value.encode("utf-8", "surrogateescape")
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _detect_hdf5(path: Path) -> Detected:
     import h5py
 
+    from exporter.formats.hdf5check import check_global_heaps
+
+    check_global_heaps(path)  # before h5py: a damaged heap can hang the HDF5 library
     try:
         with h5py.File(path, "r") as handle:
-            attrs = dict(handle.attrs)
+            names = set(handle.attrs.keys())
+            attrs = {name: read_small_attr(handle, name, path)
+                     for name in ("keras_version", "backend") if name in names}
+            attrs.update({name: True for name in ("model_config", "layer_names") if name in names})
             keys = list(handle.keys())
     # h5py raises whichever of these the damaged structure leads to.
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:
