@@ -11,7 +11,8 @@ from exporter.legacy.keras1 import CLASS_RENAMES, MERGE_MODES
 from exporter.legacy.translate import MODEL_CLASSES, is_keras2_config, layer_objects
 
 # Old classes the legacy translations turn into current ones.
-TRANSLATED_CLASSES = set(CLASS_RENAMES) | {"Merge", "CuDNNLSTM", "CuDNNGRU"} | set(MERGE_MODES.values())
+TRANSLATED_CLASSES = (set(CLASS_RENAMES) | set(MERGE_MODES.values())
+                      | {"Merge", "CuDNNLSTM", "CuDNNGRU", "TFOpLambda", "TensorFlowOpLayer"})
 
 
 def known_class_names(keras2: bool) -> set[str]:

@@ -77,16 +77,19 @@ def handle_errors(command):
         except typer.Exit:
             raise
         except KexportError as error:
+            failure = error
             code, message, report = error.exit_code, str(error), getattr(error, "report", None)
         except KeyboardInterrupt:
             echo("kexport: interrupted")
             raise typer.Exit(130) from None
         except Exception as error:  # noqa: BLE001 - the edge: nothing escapes as a traceback
+            failure = error
             code = EXIT_BAD_INPUT
-            message = f"unexpected error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            first = str(error).splitlines()[0] if str(error) else ""
+            message = f"unexpected error: {type(error).__name__}: {first}"
             report = None
         if kwargs.get("debug"):
-            traceback.print_exc()
+            traceback.print_exception(failure)
         echo(f"error: {message}")
         if kwargs.get("json_output"):
             print_json({

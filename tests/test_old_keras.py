@@ -154,3 +154,31 @@ def test_keras_compat_2_refuses_what_keras_2_cannot_compute(keras3, tmp_path):
     assert not (tmp_path / "k2.h5").exists()
     wrong_format = run("convert", tmp_path / "rms.keras", tmp_path / "k2.keras", "--keras-compat", 2)
     assert wrong_format.exit_code == 2 and "--to h5" in one_error_line(wrong_format)
+
+
+def test_tf_op_layers_become_keras_layers(tf_keras, tmp_path):
+    """tf.keras recorded `x * 2.0`, `tf.nn.relu(...)` etc. as TFOpLambda layers."""
+    from exporter.runtime import tf_module
+
+    tf = tf_module()
+    L = tf_keras.layers
+    x, y = L.Input((4,), name="x"), L.Input((4,), name="y")
+    hidden = tf.nn.relu(x * 2.0 + y - 1.0)
+    grid = tf.reshape(hidden / 4.0, (-1, 2, 2))
+    out = tf.nn.softmax(tf.concat([grid, grid], axis=-1), axis=-1)
+    tf_keras.Model([x, y], out).save(tmp_path / "ops.h5")
+    result = convert(tmp_path / "ops.h5", tmp_path / "ops.keras")
+    assert result.report.passed
+    rewritten = {note.split(" -> ")[-1] for note in result.notes if note.startswith("tf-op-layer")}
+    assert rewritten == {"Rescaling", "Add", "Activation", "Reshape", "Concatenate", "Softmax"}
+
+
+def test_tf_op_without_a_keras_layer_is_refused_by_name(tf_keras, tmp_path):
+    from exporter.runtime import tf_module
+
+    tf = tf_module()
+    x = tf_keras.layers.Input((4, 3), name="x")
+    tf_keras.Model(x, tf.math.reduce_mean(x, axis=1)).save(tmp_path / "mean.h5")
+    result = run("convert", tmp_path / "mean.h5", tmp_path / "mean.keras")
+    assert result.exit_code == 2
+    assert "tf.math.reduce_mean" in one_error_line(result)

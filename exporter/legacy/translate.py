@@ -21,6 +21,7 @@ import inspect
 import re
 
 from exporter.errors import BadInputError
+from exporter.legacy.tfops import translate_op_layers
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 # Keras 2's hard_sigmoid under the name legacy/activations.py registers it with in Keras 3.
@@ -107,6 +108,7 @@ def _translate_object(obj: dict, notes: list[str], in_layer_list: bool = True) -
         for layer in _sublayers(obj):
             _translate_object(layer, notes)
         if class_name != "Sequential":
+            translate_op_layers(cfg.get("layers", []), notes)
             _translate_graph(cfg)
     for key in WRAPPER_KEYS:
         if isinstance(cfg.get(key), dict):

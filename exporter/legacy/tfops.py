@@ -1,0 +1,94 @@
+"""tf.keras's auto-generated op layers (`TFOpLambda`), rewritten as the Keras layers they equal.
+
+When a tf.keras functional model applied a TensorFlow function to a Keras tensor (`x * 2.0`,
+`tf.nn.relu(x)`, `tf.reshape(x, ...)`), tf.keras recorded a `TFOpLambda` layer naming the function.
+Keras 3 has no such layer. The ops with an exact Keras layer counterpart are rewritten into it,
+node and all; any other op is refused by name (the older `TensorFlowOpLayer`, a raw NodeDef,
+always is). The rewritten model is verified against tf-keras's reading like every translation.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from exporter.errors import BadInputError
+
+ACTIVATIONS = {"nn.relu": "relu", "math.sigmoid": "sigmoid", "math.tanh": "tanh",
+               "nn.silu": "silu", "nn.swish": "silu", "nn.elu": "elu", "nn.selu": "selu",
+               "math.softplus": "softplus", "nn.relu6": "relu6", "math.exp": "exponential"}
+ARITHMETIC = {
+    # function: (layer for a tensor operand, (scale, offset) for a number operand)
+    "math.multiply": ("Multiply", lambda y: (y, 0.0)),
+    "__operators__.mul": ("Multiply", lambda y: (y, 0.0)),
+    "math.add": ("Add", lambda y: (1.0, y)),
+    "__operators__.add": ("Add", lambda y: (1.0, y)),
+    "math.subtract": ("Subtract", lambda y: (1.0, -y)),
+    "math.truediv": (None, lambda y: (1.0 / y, 0.0)),
+}
+
+
+def _is_ref(value) -> bool:
+    return (isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str)
+            and isinstance(value[1], int) and isinstance(value[2], int))
+
+
+def translate_op_layers(layers: list[dict], notes: list[str]) -> None:
+    """Rewrite every TFOpLambda in a functional layer list in place (Keras 2 list nodes)."""
+    for layer in layers:
+        if layer.get("class_name") == "TensorFlowOpLayer":
+            op = layer.get("config", {}).get("node_def", {}).get("op", "?")
+            raise BadInputError(
+                f"layer '{layer.get('name')}' is a TensorFlowOpLayer (raw TensorFlow op {op}); "
+                "Keras 3 has no counterpart. Rebuild that part of the model with Keras layers."
+            )
+        if layer.get("class_name") == "TFOpLambda":
+            _rewrite(layer, notes)
+
+
+def _rewrite(layer: dict, notes: list[str]) -> None:
+    cfg = layer["config"]
+    function, name = cfg.get("function"), cfg.get("name", layer.get("name"))
+    nodes = layer.get("inbound_nodes", [])
+    if len(nodes) != 1:
+        raise BadInputError(f"op layer '{name}' is called {len(nodes)} times; only single calls "
+                            "are rewritten.")
+    # An op layer's node is the structure of its first argument: one tensor reference, or a
+    # list of them (tf.concat); the call's other arguments ride on the first reference.
+    node = [nodes[0]] if _is_ref(nodes[0]) else nodes[0]
+    kwargs = dict(node[0][3]) if node and len(node[0]) == 4 else {}
+    kwargs.pop("name", None)
+    refs = [ref[:3] for ref in node]
+    new_class, new_config, new_node = _equivalent(function, name, refs, kwargs)
+    layer["class_name"] = new_class
+    layer["config"] = {"name": name, "trainable": cfg.get("trainable", True),
+                       "dtype": cfg.get("dtype", "float32"), **new_config}
+    layer["inbound_nodes"] = [new_node]
+    notes.append(f"tf-op-layer: {name}: tf.{function} -> {new_class}")
+
+
+def _equivalent(function: str, name: str, refs: list, kwargs: dict):
+    """(class name, config, node) of the Keras layer that computes `tf.<function>`."""
+    single = [refs[0] + [{}]]
+    if function in ACTIVATIONS and not kwargs:
+        return "Activation", {"activation": ACTIVATIONS[function]}, single
+    if function == "nn.softmax" and set(kwargs) <= {"axis"}:
+        return "Softmax", {"axis": kwargs.get("axis", -1)}, single
+    if function == "reshape" and set(kwargs) == {"shape"}:
+        shape = kwargs["shape"]
+        if isinstance(shape, list) and shape and shape[0] in (-1, None):
+            return "Reshape", {"target_shape": shape[1:]}, single
+    if function == "concat" and set(kwargs) == {"axis"}:
+        return "Concatenate", {"axis": kwargs["axis"]}, [ref + [{}] for ref in refs]
+    if function in ARITHMETIC and set(kwargs) == {"y"} and len(refs) == 1:
+        tensor_layer, scale_offset = ARITHMETIC[function]
+        operand = kwargs["y"]
+        if _is_ref(operand) and tensor_layer:
+            return tensor_layer, {}, [refs[0] + [{}], operand[:3] + [{}]]
+        if isinstance(operand, numbers.Real) and not isinstance(operand, bool):
+            scale, offset = scale_offset(float(operand))
+            return "Rescaling", {"scale": scale, "offset": offset}, single
+    raise BadInputError(
+        f"layer '{name}' calls tf.{function} with {sorted(kwargs) or 'no'} arguments, which has "
+        "no Keras 3 layer counterpart kexport rewrites it into.",
+        hint="Rebuild that part of the model with Keras layers (or keras.ops in a custom layer).",
+    )
