@@ -250,3 +250,14 @@ def test_custom_objects_that_cannot_be_imported(k3_files, tmp_path):
                  "--custom-objects", "no_such_module_anywhere")
     assert result.exit_code == 2
     assert "could not be imported" in one_error_line(result)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from exporter.cli import app
+    from tests.cli_helpers import runner
+
+    (tmp_path / "empty.h5").write_bytes(b"")
+    result = runner.invoke(app, ["convert", str(tmp_path / "empty.h5"), str(tmp_path / "o.keras"),
+                                 "--debug"])
+    assert result.exit_code == 2
+    assert "Traceback" in result.output and "FormatError" in result.output
