@@ -117,6 +117,8 @@ def serve(
         help="Reply with tensor_content bytes instead of typed fields.")] = False,
     max_workers: Annotated[int, typer.Option(help="Requests handled at once.")] = 16,
     warmup: Annotated[bool, typer.Option(help="Replay assets.extra warm-up records at load.")] = True,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain: serve TLS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log one line per request.")] = False,
     json_output: Annotated[bool, typer.Option(
@@ -138,6 +140,9 @@ def serve(
                                    "port": running.port, "models": running.manager.available()}))
             sys.stdout.flush()
 
+    from serving.server import tls_credentials
+
+    credentials = tls_credentials(tls_cert, tls_key)  # before loading models: cheap refusals first
     run_server(path, host=host, port=port, model_name=model_name, poll_seconds=poll_seconds,
                tensor_content=tensor_content, max_workers=max_workers, warmup=warmup,
-               on_ready=announce)
+               on_ready=announce, credentials=credentials)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import grpc
 
-from exporter.errors import ServingError
+from exporter.errors import BadInputError, ServingError
 from serving.manager import ModelManager
 from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 from serving.repository import load_repository
@@ -115,15 +115,35 @@ def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     manager.start_polling(poll_seconds)
     running = RunningServer(server, manager, health_servicer, host, bound)
-    log.info("serving on %s", running.address)
+    scope = ("this machine only" if host in ("127.0.0.1", "localhost", "::1")
+             else "the network: anyone who can reach it may call it")
+    log.info("serving on %s (%s, %s)", running.address, "TLS" if credentials else "plain text",
+             scope)
     for name, versions in manager.available().items():
         log.info("model %s: versions %s", name, versions or "none loaded")
     return running
 
 
+def tls_credentials(cert: str | Path | None, key: str | Path | None):
+    """Server credentials from a PEM certificate chain and key; None when neither is given."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise BadInputError("TLS needs both --tls-cert and --tls-key.")
+    try:
+        chain, private = Path(cert).read_bytes(), Path(key).read_bytes()
+    except OSError as err:
+        raise BadInputError(f"cannot read {err.filename}: {err.strerror}.") from None
+    if b"CERTIFICATE-----" not in chain or b"PRIVATE KEY-----" not in private:
+        raise BadInputError(f"--tls-cert {cert} and --tls-key {key} must be PEM files "
+                            "(a certificate chain and its private key).")
+    return grpc.ssl_server_credentials([(private, chain)])
+
+
 def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
           model_name: str = "default", poll_seconds: float = 1.0, tensor_content: bool = False,
-          *, max_workers: int = 16, warmup: bool = True, on_ready=None) -> None:
+          *, max_workers: int = 16, warmup: bool = True, on_ready=None,
+          credentials: grpc.ServerCredentials | None = None) -> None:
     """Serve until SIGTERM or Ctrl-C, then stop cleanly; "serving on HOST:PORT" goes to stderr.
 
     Arguments are those of `start_server`; `on_ready(running)` is called once serving (e.g. to
@@ -145,7 +165,7 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
             logging.getLogger(name).setLevel(logging.ERROR)
     running = start_server(path, host=host, port=port, model_name=model_name,
                            poll_seconds=poll_seconds, tensor_content=tensor_content,
-                           max_workers=max_workers, warmup=warmup)
+                           max_workers=max_workers, warmup=warmup, credentials=credentials)
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
