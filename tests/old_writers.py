@@ -162,3 +162,30 @@ def write_theano_conv(path: Path, tf_keras):
         kernel = weights["conv"]["conv"]["kernel:0"]
         kernel[...] = kernel[()][::-1, ::-1]
     return x, golden
+
+
+def write_keras1_theano_conv(path: Path, keras, filters: int = 5):
+    """Keras 1.2.2 on Theano: Convolution2D with `th` dim ordering, kernel stored as
+    (filters, channels, rows, cols) and flipped (Theano convolves, TensorFlow correlates).
+    The 6x6 input gives a 4x4 output."""
+    kernel = RNG.standard_normal((3, 3, 2, filters)).astype(np.float32)  # TensorFlow layout
+    bias = RNG.standard_normal(filters).astype(np.float32)
+    stored = np.transpose(kernel[::-1, ::-1], (3, 2, 0, 1))
+    conv = {"class_name": "Convolution2D", "config": {
+        "name": "convolution2d_1", "nb_filter": filters, "nb_row": 3, "nb_col": 3,
+        "init": "glorot_uniform", "activation": "linear", "border_mode": "valid",
+        "subsample": [1, 1], "dim_ordering": "th", "W_regularizer": None, "b_regularizer": None,
+        "activity_regularizer": None, "W_constraint": None, "b_constraint": None, "bias": True,
+        "batch_input_shape": [None, 2, 6, 6], "input_dtype": "float32", "trainable": True}}
+    flatten = {"class_name": "Flatten", "config": {"name": "flatten_1", "trainable": True}}
+    config = {"class_name": "Sequential", "config": [conv, flatten]}
+    _write_model_file(path, config, [
+        ("convolution2d_1", [("convolution2d_1_W", stored), ("convolution2d_1_b", bias)]),
+        ("flatten_1", []),
+    ], "1.2.2", backend="theano")
+    golden_model = keras.Sequential([keras.Input((2, 6, 6)),
+                                     keras.layers.Conv2D(filters, 3, data_format="channels_first"),
+                                     keras.layers.Flatten()])
+    golden_model.layers[0].set_weights([kernel, bias])
+    x = RNG.standard_normal((2, 2, 6, 6)).astype(np.float32)
+    return x, np.asarray(golden_model(x))

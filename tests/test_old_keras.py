@@ -182,3 +182,37 @@ def test_tf_op_without_a_keras_layer_is_refused_by_name(tf_keras, tmp_path):
     result = run("convert", tmp_path / "mean.h5", tmp_path / "mean.keras")
     assert result.exit_code == 2
     assert "tf.math.reduce_mean" in one_error_line(result)
+
+
+def test_keras1_theano_channels_first_convolution(keras3, tmp_path):
+    x, golden = old_writers.write_keras1_theano_conv(tmp_path / "th.h5", keras3)
+    result = convert(tmp_path / "th.h5", tmp_path / "th.keras")
+    assert "theano-kernel-flip: convolution2d_1: spatial axes flipped" in result.notes
+    assert any("dim_ordering='th' -> data_format" in note for note in result.notes)
+    np.testing.assert_allclose(_keras3_outputs(tmp_path / "th.keras", x), golden,
+                               rtol=1e-4, atol=1e-5)
+
+
+def _keras3_channels_first_bias_is_wrong(keras) -> bool:
+    layer = keras.layers.Conv2D(4, 3, data_format="channels_first")
+    layer.build((None, 1, 6, 6))
+    layer.set_weights([np.zeros((3, 3, 1, 4), np.float32), np.arange(4, dtype=np.float32)])
+    out = np.asarray(layer(np.zeros((1, 1, 6, 6), np.float32)))
+    return not np.allclose(out[0, :, 0, 0], np.arange(4))
+
+
+def test_verification_catches_keras3_channels_first_bias_bug(keras3, tmp_path):
+    """Keras 3.15 on TensorFlow adds a channels_first Conv2D's bias wrongly when the number of
+    filters equals the output width (4 filters, 4x4 output here). tf-keras computes it right, so
+    while Keras has the bug the translated model must fail verification, not be published."""
+    from exporter.errors import VerificationError
+
+    x, golden = old_writers.write_keras1_theano_conv(tmp_path / "th4.h5", keras3, filters=4)
+    if not _keras3_channels_first_bias_is_wrong(keras3):
+        convert(tmp_path / "th4.h5", tmp_path / "th4.keras")
+        np.testing.assert_allclose(_keras3_outputs(tmp_path / "th4.keras", x), golden, rtol=1e-4,
+                                   atol=1e-5)
+        return
+    with pytest.raises(VerificationError):
+        convert(tmp_path / "th4.h5", tmp_path / "th4.keras")
+    assert not (tmp_path / "th4.keras").exists()
