@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench stress lint clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ test: install
 bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.wild
+
+# Long reliability runs: 2,000+ hostile artifacts, 54 SIGKILLs, 16 clients x 2,000 requests.
+stress: install
+	$(BIN)/python -m bench.stress
 
 lint: install
 	$(BIN)/ruff check exporter serving tests bench
