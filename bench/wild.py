@@ -45,7 +45,9 @@ def build_folder(root: Path) -> list[Artifact]:
         getattr(old_writers, writer)(root / f"{writer}.h5")
         artifacts.append(Artifact(root / f"{writer}.h5"))
     old_writers.write_theano_conv(root / "theano_conv.h5", tf_keras_module())
-    artifacts.append(Artifact(root / "theano_conv.h5"))
+    old_writers.write_keras1_theano_conv(root / "keras1_theano_conv.h5", keras_module())
+    artifacts += [Artifact(root / "theano_conv.h5"), Artifact(root / "keras1_theano_conv.h5")]
+    artifacts += _op_layer_models(root, tf_keras_module())
     hls = FIXTURES / "hls4ml_example_models"
     artifacts += [
         Artifact(hls / "jetTagger_Conv2D_Small.json", hls / "jetTagger_Conv2D_Small_weights.h5"),
@@ -55,6 +57,19 @@ def build_folder(root: Path) -> list[Artifact]:
         Artifact(FIXTURES / "nnom_mnist_densenet" / "keras_mnist_model.h5"),
     ]
     return [a for a in artifacts if a.path.exists()]
+
+
+def _op_layer_models(root: Path, tf_keras) -> list[Artifact]:
+    """tf.keras models with auto-generated TFOpLambda layers: rewritable ops, and one that is not."""
+    from exporter.runtime import tf_module
+
+    tf, L = tf_module(), tf_keras.layers
+    x = L.Input((4,), name="x")
+    rewritable = tf_keras.Model(x, tf.nn.softmax(tf.reshape(tf.nn.relu(x * 2.0 - 1.0), (-1, 2, 2))))
+    rewritable.save(root / "tf_op_layers.h5")
+    seq = L.Input((4, 3), name="seq")
+    tf_keras.Model(seq, tf.math.reduce_mean(seq, axis=1)).save(root / "tf_op_reduce_mean.h5")
+    return [Artifact(root / "tf_op_layers.h5"), Artifact(root / "tf_op_reduce_mean.h5")]
 
 
 def kexport_outcome(artifact: Artifact, out: Path) -> tuple[str, str]:
