@@ -216,3 +216,21 @@ def test_verification_catches_keras3_channels_first_bias_bug(keras3, tmp_path):
     with pytest.raises(VerificationError):
         convert(tmp_path / "th4.h5", tmp_path / "th4.keras")
     assert not (tmp_path / "th4.keras").exists()
+
+
+def test_nested_keras2_weights_into_a_keras3_architecture(tf_keras, keras3, tmp_path):
+    L = tf_keras.layers
+    inner = tf_keras.Sequential([L.InputLayer((4,)), L.Dense(3, name="inner_dense")], name="inner")
+    x = L.Input((4,), name="x")
+    keras2_model = tf_keras.Model(x, L.Dense(2, name="head")(inner(x)))
+    keras2_model.save_weights(tmp_path / "nested_w.h5")
+    inner3 = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(3, name="inner_dense")],
+                               name="inner")
+    x3 = keras3.Input((4,), name="x")
+    (tmp_path / "arch3.json").write_text(
+        keras3.Model(x3, keras3.layers.Dense(2, name="head")(inner3(x3))).to_json())
+    convert(tmp_path / "nested_w.h5", tmp_path / "out.keras",
+            options=LoadOptions(architecture=tmp_path / "arch3.json"))
+    feed = np.random.default_rng(2).standard_normal((2, 4)).astype(np.float32)
+    np.testing.assert_allclose(_keras3_outputs(tmp_path / "out.keras", feed),
+                               keras2_model.predict(feed, verbose=0), rtol=1e-5, atol=1e-6)
