@@ -234,3 +234,18 @@ def test_nested_keras2_weights_into_a_keras3_architecture(tf_keras, keras3, tmp_
     feed = np.random.default_rng(2).standard_normal((2, 4)).astype(np.float32)
     np.testing.assert_allclose(_keras3_outputs(tmp_path / "out.keras", feed),
                                keras2_model.predict(feed, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_files_that_are_not_models_say_what_they_are(k3_files, keras3, tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "data.h5", "w") as handle:
+        handle["inputs"] = np.zeros((4, 3))
+        handle["outputs"] = np.zeros((4, 1))
+    result = run("convert", tmp_path / "data.h5", tmp_path / "a.keras")
+    assert result.exit_code == 2
+    assert "neither a Keras model nor Keras weights" in one_error_line(result)
+    keras3.models.load_model(k3_files["sequential"]).save_weights(tmp_path / "only.weights.h5")
+    result = run("convert", tmp_path / "only.weights.h5", tmp_path / "b.keras")
+    assert result.exit_code == 2
+    assert "weights only" in one_error_line(result) and "--architecture" in result.output
