@@ -26,6 +26,7 @@ from pathlib import Path
 import grpc
 
 from exporter.errors import BadInputError, ServingError
+from serving import memory
 from serving.manager import ModelManager
 from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 from serving.repository import load_repository
@@ -266,6 +267,7 @@ def _unary(handle, request_type, response_type):
             log.exception("%s failed", method)
             context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
         _log_request(method, request, started, "OK")
+        memory.release_after(request.ByteSize())
         return response
 
     return grpc.unary_unary_rpc_method_handler(
