@@ -202,6 +202,6 @@ def _garbage_socket(port: int, rng: random.Random) -> str | None:
                     return None
         except (ConnectionResetError, BrokenPipeError):
             return None
-        except socket.timeout:
+        except TimeoutError:
             pass
     return "the server kept a garbage connection open"
