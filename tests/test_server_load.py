@@ -68,7 +68,7 @@ def test_load_with_malformed_requests_mixed_in(server):
 
 
 def test_binds_localhost_by_default_and_says_so(server):
-    proc, port, log = server
+    _proc, port, log = server
     text = log.read_text()
     assert f"serving on 127.0.0.1:{port}" in text and "this machine only" in text
     address = outward_address()
@@ -116,12 +116,12 @@ def test_tls_with_the_right_ca_works_and_without_it_fails_cleanly(base_path, cer
                 "--target", f"127.0.0.1:{port}", "--timeout", "10", str(features)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         good = subprocess.run(base + ["--tls", "--ca-cert", str(certs / "server.pem")],
-                              capture_output=True, text=True, timeout=120, env=env)
+                              capture_output=True, text=True, timeout=120, env=env, check=False)
         assert good.returncode == 0, good.stderr
         assert json.loads(good.stdout)
         for extra in (["--tls", "--ca-cert", str(certs / "other.pem")], []):
             bad = subprocess.run(base + extra, capture_output=True, text=True, timeout=120,
-                                 env=env)
+                                 env=env, check=False)
             errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
             assert bad.returncode == 4 and len(errors) == 1, bad.stderr
             assert "Traceback" not in bad.stderr
