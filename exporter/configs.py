@@ -17,6 +17,7 @@ import yaml
 
 from exporter.errors import FormatError, UnsafeArtifactError
 from exporter.formats import Detected, check_zip_members, read_small_attr
+from exporter.formats.failures import first_line
 
 MAX_TEXT_BYTES = 256 * 1024 * 1024
 
@@ -195,11 +196,6 @@ def read_config(detected: Detected) -> dict | None:
     if detected.format in ("json", "yaml"):
         return parse_config_text(path, detected.format)
     return None
-
-
-def first_line(error) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:200]
 
 
 @contextlib.contextmanager

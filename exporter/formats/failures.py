@@ -23,8 +23,11 @@ _UNKNOWN_CLASS = (
 _SHAPE_MISMATCH = re.compile(r"shape|Shapes|expected \d+ variables|incompatible", re.IGNORECASE)
 
 
-def first_line(text: str, limit: int = 300) -> str:
-    line = next((part.strip() for part in str(text).splitlines() if part.strip()), "")
+def first_line(text_or_error, limit: int = 300) -> str:
+    """The first non-empty line of a message (an exception with none gives its type name)."""
+    line = next((part.strip() for part in str(text_or_error).splitlines() if part.strip()), "")
+    if not line and isinstance(text_or_error, BaseException):
+        line = type(text_or_error).__name__
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
