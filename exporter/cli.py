@@ -2,23 +2,40 @@
 
 Each command declares its options, makes one library call and renders the result: a JSON
 document on stdout with `--json`, else text (results on stdout, progress and errors on stderr).
-Errors are rendered once, here: one line and the exit code of the contract; `--debug` adds the
-traceback. Library modules are imported inside the commands so `--help` stays fast.
+Errors are rendered once, by `cli_common.handle_errors`. Library modules are imported inside the
+commands so `--help` stays fast. The serving commands (`bundle`, `serve`, `predict`) live in
+`serving/cli.py` and are registered on the same app.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from exporter import __version__
-from exporter.errors import EXIT_BAD_INPUT, KexportError
+from exporter.cli_common import (
+    ArchOpt,
+    AtolOpt,
+    CustomOpt,
+    DebugOpt,
+    ForceOpt,
+    FromOpt,
+    InputsOpt,
+    JsonOpt,
+    QuietOpt,
+    RtolOpt,
+    UnsafeOpt,
+    WeightsOpt,
+    echo,
+    handle_errors,
+    load_options,
+    print_json,
+    progress_printer,
+    render_report,
+)
 
 app = typer.Typer(
     name="kexport",
@@ -28,106 +45,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing destination.")]
-UnsafeOpt = Annotated[
-    bool, typer.Option("--unsafe", help="Allow artifacts that carry code (Lambda layers).")
-]
-CustomOpt = Annotated[
-    str | None,
-    typer.Option("--custom-objects", help="Module path or .py file defining custom layers."),
-]
-FromOpt = Annotated[str | None, typer.Option("--from", help="Source format (else detected).")]
-AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]
-RtolOpt = Annotated[float, typer.Option("--rtol", help="Relative tolerance.")]
-InputsOpt = Annotated[
-    Path | None, typer.Option("--inputs", help=".npz of inputs named after the model inputs.")
-]
-WeightsOpt = Annotated[
-    Path | None, typer.Option("--weights", help="Weights file for a json/yaml architecture.")
-]
-ArchOpt = Annotated[
-    Path | None,
-    typer.Option("--architecture", help="Architecture (json, yaml, h5, keras) for a weights file."),
-]
-
-
-def echo(message: str) -> None:
-    typer.echo(message, err=True)
-
-
-def progress_printer(quiet: bool):
-    return (lambda message: None) if quiet else (lambda message: echo(f"kexport: {message}"))
-
-
-def print_json(data) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
-def handle_errors(command):
-    """Render library errors as one line and the contract's exit code (traceback with --debug)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except KexportError as error:
-            failure = error
-            code, message, report = error.exit_code, str(error), getattr(error, "report", None)
-        except KeyboardInterrupt:
-            echo("kexport: interrupted")
-            raise typer.Exit(130) from None
-        except Exception as error:  # noqa: BLE001 - the edge: nothing escapes as a traceback
-            failure = error
-            code = EXIT_BAD_INPUT
-            first = str(error).splitlines()[0] if str(error) else ""
-            message = f"unexpected error: {type(error).__name__}: {first}"
-            report = None
-        if kwargs.get("debug"):
-            traceback.print_exception(failure)
-        echo(f"error: {message}")
-        if kwargs.get("json_output"):
-            print_json({
-                "ok": False,
-                "exit_code": code,
-                "error": message,
-                "report": report.as_dict() if report is not None else None,
-            })
-        raise typer.Exit(code)
-
-    return wrapper
-
-
-def load_options(
-    source_format=None, weights=None, architecture=None, custom_objects=None, unsafe=False,
-    by_name=False, skip_mismatch=False,
-):
-    from exporter.custom import load_custom_objects
-    from exporter.loaded import LoadOptions
-
-    return LoadOptions(
-        source_format=source_format,
-        weights=weights,
-        architecture=architecture,
-        custom_objects=load_custom_objects(custom_objects),
-        unsafe=unsafe,
-        by_name=by_name,
-        skip_mismatch=skip_mismatch,
-    )
-
-
-def render_report(report) -> None:
-    for out in report.outputs:
-        status = "ok  " if out.passed else "FAIL"
-        diff = "-" if out.max_abs_diff is None else f"{out.max_abs_diff:.3g}"
-        rel = "-" if out.max_rel_diff is None else f"{out.max_rel_diff:.3g}"
-        echo(f"  {status} {out.name}: shape {out.candidate_shape}, max abs {diff}, max rel {rel}"
-             + (f" ({out.reason})" if out.reason else ""))
 
 
 def render_written(result, json_output: bool) -> None:
@@ -286,56 +203,7 @@ def _register_optional_commands() -> None:
         from serving.cli import register
     except ImportError:
         return
-    register(app, wrap=handle_errors)
-
-
-@app.command("bundle")
-@handle_errors
-def bundle_command(
-    out_dir: Annotated[Path, typer.Argument(help="Bundle folder to create or extend.")],
-    model: Annotated[list[str], typer.Option("--model", help="NAME=PATH[@VERSION] (repeatable).")],
-    label: Annotated[list[str] | None, typer.Option("--label", help="NAME:LABEL=VERSION (repeatable).")] = None,
-    policy: Annotated[list[str] | None, typer.Option("--policy", help="NAME:latest|all|specific (repeatable).")] = None,
-    batching: Annotated[bool, typer.Option("--batching", help="Write batching.config and enable batching.")] = False,
-    warmup: Annotated[int, typer.Option("--warmup", help="Warm-up records per model version (at most 1000).")] = 0,
-    warmup_inputs: Annotated[Path | None, typer.Option("--warmup-inputs", help=".npz of warm-up inputs.")] = None,
-    image: Annotated[str | None, typer.Option("--image", help="Base image (default: a pinned tensorflow/serving).")] = None,
-    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")] = False,
-    force: ForceOpt = False,
-    json_output: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-):
-    """Bundle models into a TensorFlow Serving repository with models.config and a Dockerfile."""
-    from serving.bundle import (
-        DEFAULT_IMAGE,
-        BundleRequest,
-        build_bundle,
-        parse_label,
-        parse_model_spec,
-        parse_policy,
-    )
-
-    request = BundleRequest(
-        out_dir=out_dir,
-        sources=[parse_model_spec(text) for text in model],
-        labels=[parse_label(text) for text in label or []],
-        policies=[parse_policy(text) for text in policy or []],
-        batching=batching,
-        warmup=warmup,
-        warmup_inputs=warmup_inputs,
-        image=image or DEFAULT_IMAGE,
-        force=force,
-        verify=not no_verify,
-    )
-    manifest = build_bundle(request, progress=progress_printer(quiet or json_output))
-    if json_output:
-        print_json(manifest)
-        return
-    for name, entry in sorted(manifest["models"].items()):
-        versions = ", ".join(sorted(entry["versions"], key=int))
-        typer.echo(f"{name}: versions {versions} ({entry['policy']})")
-    typer.echo(f"wrote {out_dir}")
+    register(app)
 
 
 _register_optional_commands()

@@ -1,60 +1,85 @@
-"""The `kexport predict` and `kexport serve` commands: declare options, call the library, render.
+"""The serving commands `kexport bundle`, `predict` and `serve`: declare options, call the library,
+render.
 
-`register(app)` adds both to the kexport Typer app. Heavy modules (grpc, numpy, TensorFlow) are
+`register(app)` adds them, and `bundle`, to the kexport Typer app. Heavy modules (grpc, numpy, TensorFlow) are
 imported inside the commands so `kexport --help` stays fast. Failures are raised as KexportError
 subclasses; the CLI edge prints them as one line with their exit code.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from exporter.cli_common import (
+    DebugOpt,
+    ForceOpt,
+    JsonOpt,
+    QuietOpt,
+    handle_errors,
+    print_json,
+    progress_printer,
+)
+
 PREPROCESS_HELP = "Image preprocessing, as keras.applications preprocess_input: none, tf, caffe, torch."
 
 
-def register(app: typer.Typer, wrap=None) -> None:
-    """Add the `predict` and `serve` commands to a Typer app.
-
-    Args:
-        app: the kexport Typer app.
-        wrap: the app's error edge, a decorator that renders KexportError as one line and exits
-            with its code (it sees the commands' `json_output` and `debug` keyword arguments).
-            Without one, `render_errors` does that job.
-    """
-    wrap = wrap or render_errors
-    app.command("predict")(wrap(predict))
-    app.command("serve")(wrap(serve))
+def register(app: typer.Typer) -> None:
+    """Add the `bundle`, `predict` and `serve` commands to the kexport Typer app."""
+    app.command("bundle")(handle_errors(bundle))
+    app.command("predict")(handle_errors(predict))
+    app.command("serve")(handle_errors(serve))
 
 
-def render_errors(command):
-    """Run a command; print a KexportError as `error: <message>` and exit with its code."""
+def bundle(
+    out_dir: Annotated[Path, typer.Argument(help="Bundle folder to create or extend.")],
+    model: Annotated[list[str], typer.Option("--model", help="NAME=PATH[@VERSION] (repeatable).")],
+    label: Annotated[list[str] | None, typer.Option("--label", help="NAME:LABEL=VERSION (repeatable).")] = None,
+    policy: Annotated[list[str] | None, typer.Option("--policy", help="NAME:latest|all|specific (repeatable).")] = None,
+    batching: Annotated[bool, typer.Option("--batching", help="Write batching.config and enable batching.")] = False,
+    warmup: Annotated[int, typer.Option("--warmup", help="Warm-up records per model version (at most 1000).")] = 0,
+    warmup_inputs: Annotated[Path | None, typer.Option("--warmup-inputs", help=".npz of warm-up inputs.")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="Base image (default: a pinned tensorflow/serving).")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")] = False,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Bundle models into a TensorFlow Serving repository with models.config and a Dockerfile."""
+    from serving.bundle import (
+        DEFAULT_IMAGE,
+        BundleRequest,
+        build_bundle,
+        parse_label,
+        parse_model_spec,
+        parse_policy,
+    )
 
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from exporter.errors import KexportError
-
-        try:
-            return command(*args, **kwargs)
-        except KexportError as error:
-            if kwargs.get("debug"):
-                traceback.print_exc()
-            typer.echo(f"error: {error}", err=True)
-            if kwargs.get("json_output"):
-                typer.echo(json.dumps({"ok": False, "exit_code": error.exit_code,
-                                       "error": str(error)}))
-            raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("kexport: interrupted", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper
+    request = BundleRequest(
+        out_dir=out_dir,
+        sources=[parse_model_spec(text) for text in model],
+        labels=[parse_label(text) for text in label or []],
+        policies=[parse_policy(text) for text in policy or []],
+        batching=batching,
+        warmup=warmup,
+        warmup_inputs=warmup_inputs,
+        image=image or DEFAULT_IMAGE,
+        force=force,
+        verify=not no_verify,
+    )
+    manifest = build_bundle(request, progress=progress_printer(quiet or json_output))
+    if json_output:
+        print_json(manifest)
+        return
+    for name, entry in sorted(manifest["models"].items()):
+        versions = ", ".join(sorted(entry["versions"], key=int))
+        typer.echo(f"{name}: versions {versions} ({entry['policy']})")
+    typer.echo(f"wrote {out_dir}")
 
 
 def predict(
@@ -80,8 +105,8 @@ def predict(
         help="Class names: one per line, or Keras's imagenet_class_index.json.")] = None,
     preprocess: Annotated[str, typer.Option(help=PREPROCESS_HELP)] = "none",
     force: Annotated[bool, typer.Option(help="Overwrite an existing npz file.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="JSON result on stdout.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Send predictions to a TF Serving gRPC endpoint (a container, or `kexport serve`)."""
     from serving.client_cli import ProgressPrinter, describe, run_predict
@@ -123,7 +148,7 @@ def serve(
                                           help="Log one line per request.")] = False,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print {address, host, port, models} as JSON on stdout once serving.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Serve models over TF Serving's gRPC API until Ctrl-C or SIGTERM (a local stand-in for the
     tensorflow/serving container)."""

@@ -365,5 +365,5 @@ def test_kexport_predict_command(target, tmp_path):
     bad = runner.invoke(app, ["predict", "--target", target, "--model", "half", "--preprocess",
                               "nope", "--json", x])
     assert bad.exit_code == 2
-    assert json.loads(bad.stdout) == {"ok": False, "exit_code": 2, "error": (
+    assert json.loads(bad.stdout) == {"ok": False, "exit_code": 2, "report": None, "error": (
         "Unknown --preprocess mode 'nope'; expected one of none, tf, caffe, torch.")}
