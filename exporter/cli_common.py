@@ -29,6 +29,10 @@ CustomOpt = Annotated[
     typer.Option("--custom-objects", help="Module path or .py file defining custom layers."),
 ]
 FromOpt = Annotated[str | None, typer.Option("--from", help="Source format (else detected).")]
+ToOpt = Annotated[
+    str | None, typer.Option("--to", help="h5, keras, savedmodel, json, yaml, weights.")
+]
+NoVerifyOpt = Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")]
 AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]
 RtolOpt = Annotated[float, typer.Option("--rtol", help="Relative tolerance.")]
 InputsOpt = Annotated[
