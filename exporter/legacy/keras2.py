@@ -170,16 +170,12 @@ def from_keras2_model(source, path: Path, fmt: str, options: LoadOptions, notes:
     config = json.loads(source.to_json())
     model = build_keras3(config, path, options, notes)
     copy_weights(source, model)
-    return LoadedModel(
-        model=model,
-        format=fmt,
-        path=path,
-        reference=model_runner(source),
-        inputs=input_specs(model),
-        outputs=output_specs(model),
-        keras_version=keras_version,
-        notes=notes,
-    )
+    from exporter.formats.keras_v3 import loaded_keras3
+
+    loaded = loaded_keras3(model, fmt, path, keras_version)
+    loaded.reference = model_runner(source)  # what the file computes, as tf-keras reads it
+    loaded.notes = notes
+    return loaded
 
 
 def build_keras3(config: dict, path: Path, options: LoadOptions, notes: list[str]):
