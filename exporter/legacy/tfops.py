@@ -27,7 +27,8 @@ ARITHMETIC = {
 }
 
 
-def _is_ref(value) -> bool:
+def is_ref(value) -> bool:
+    """A Keras 2 tensor reference: `[layer, node, tensor]` or `[layer, node, tensor, kwargs]`."""
     return (isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str)
             and isinstance(value[1], int) and isinstance(value[2], int))
 
@@ -54,7 +55,7 @@ def _rewrite(layer: dict, notes: list[str]) -> None:
                             "are rewritten.")
     # An op layer's node is the structure of its first argument: one tensor reference, or a
     # list of them (tf.concat); the call's other arguments ride on the first reference.
-    node = [nodes[0]] if _is_ref(nodes[0]) else nodes[0]
+    node = [nodes[0]] if is_ref(nodes[0]) else nodes[0]
     kwargs = dict(node[0][3]) if node and len(node[0]) == 4 else {}
     kwargs.pop("name", None)
     refs = [ref[:3] for ref in node]
@@ -82,7 +83,7 @@ def _equivalent(function: str, name: str, refs: list, kwargs: dict):
     if function in ARITHMETIC and set(kwargs) == {"y"} and len(refs) == 1:
         tensor_layer, scale_offset = ARITHMETIC[function]
         operand = kwargs["y"]
-        if _is_ref(operand) and tensor_layer:
+        if is_ref(operand) and tensor_layer:
             return tensor_layer, {}, [refs[0] + [{}], operand[:3] + [{}]]
         if isinstance(operand, numbers.Real) and not isinstance(operand, bool):
             scale, offset = scale_offset(float(operand))

@@ -21,7 +21,7 @@ import inspect
 import re
 
 from exporter.errors import BadInputError
-from exporter.legacy.tfops import translate_op_layers
+from exporter.legacy.tfops import is_ref, translate_op_layers
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 # Keras 2's hard_sigmoid under the name legacy/activations.py registers it with in Keras 3.
@@ -158,19 +158,9 @@ def _node_offsets(cfg: dict) -> dict[str, int]:
     }
 
 
-def _is_ref(value) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) in (3, 4)
-        and isinstance(value[0], str)
-        and isinstance(value[1], int)
-        and isinstance(value[2], int)
-    )
-
-
 def _all_refs(cfg: dict):
     def walk(value):
-        if _is_ref(value):
+        if is_ref(value):
             yield value
             if len(value) == 4:
                 yield from walk(value[3])
@@ -188,7 +178,7 @@ def _all_refs(cfg: dict):
 
 
 def _shift_refs(value, offsets: dict[str, int]):
-    if _is_ref(value):
+    if is_ref(value):
         return [value[0], value[1] - offsets.get(value[0], 0), *value[2:]]
     if isinstance(value, list):
         return [_shift_refs(item, offsets) for item in value]
@@ -205,7 +195,7 @@ def _tensor(ref: list, offsets: dict[str, int]) -> dict:
 
 
 def _kwargs(value, offsets: dict[str, int]):
-    if _is_ref(value):
+    if is_ref(value):
         return _tensor(value, offsets)
     if isinstance(value, list):
         return [_kwargs(item, offsets) for item in value]
