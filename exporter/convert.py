@@ -55,7 +55,7 @@ def load_model(path: Path, options: LoadOptions | None = None) -> LoadedModel:
     detected = detect_source(Path(path), options.source_format)
     check_safe(detected, options.unsafe)
     if detected.format in ("h5", "keras", "json", "yaml"):
-        check_layer_classes(read_config(detected), options.custom_objects)
+        check_layer_classes(detected.config(), options.custom_objects)
     loaded = format_module(detected.format).load(detected, options)
     loaded.custom_objects = dict(options.custom_objects)
     return loaded

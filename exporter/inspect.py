@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.configs import hdf5_errors, read_config
+from exporter.configs import hdf5_errors
 from exporter.formats import Detected
 
 NON_TRAINABLE_MARKERS = ("moving_mean", "moving_variance", "moving_var", "running_")
@@ -42,7 +42,7 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
         with hdf5_errors(detected.path):  # a damaged file fails as one line, not a traceback
             info.update(_weights_only(detected))
         return info
-    config = read_config(detected)
+    config = detected.config()
     with hdf5_errors(detected.path):
         weights = _weight_arrays(detected)
     info.update(describe_config(config, weights))

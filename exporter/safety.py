@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-from exporter.configs import read_config
 from exporter.errors import UnsafeArtifactError
 from exporter.formats import Detected
 
@@ -56,7 +55,7 @@ def check_safe(detected: Detected, unsafe: bool) -> list[str]:
     if detected.format == "savedmodel":
         names = savedmodel_code_layers(detected)
     else:
-        names = code_layers(read_config(detected))
+        names = code_layers(detected.config())
     if names and not unsafe:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise UnsafeArtifactError(

@@ -44,6 +44,9 @@ FORMATS: dict[str, FormatSpec] = {
 }
 
 
+_NO_CONFIG = object()
+
+
 @dataclass
 class Detected:
     """What a path holds, read from its content without importing TensorFlow."""
@@ -53,6 +56,18 @@ class Detected:
     keras_version: str | None = None
     backend: str | None = None
     details: dict = field(default_factory=dict)
+    _config: object = field(default=None, repr=False, compare=False)
+
+    def config(self) -> dict | None:
+        """The model config the artifact carries (None for weights files and plain
+        SavedModels), read and checked once: the safety scan, the class check and the loader
+        all ask for it."""
+        if self._config is None:
+            from exporter.configs import read_config
+
+            config = read_config(self)
+            self._config = _NO_CONFIG if config is None else config
+        return None if self._config is _NO_CONFIG else self._config
 
     @property
     def keras_major(self) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from exporter.configs import dump_yaml, read_config
+from exporter.configs import dump_yaml
 from exporter.formats import Detected
 from exporter.formats.failures import loader_errors
 from exporter.formats.keras_v3 import loaded_keras3
@@ -29,7 +29,7 @@ def load(detected: Detected, options: LoadOptions) -> LoadedModel:
     if weights is None and weights_sibling(detected.path).is_file():
         weights = weights_sibling(detected.path)
         notes.append(f"weights: read from {weights} (beside the config)")
-    loaded = build_with_weights(read_config(detected), detected.path, detected.format, options, weights)
+    loaded = build_with_weights(detected.config(), detected.path, detected.format, options, weights)
     loaded.notes[:0] = notes
     return loaded
 

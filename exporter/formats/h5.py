@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.configs import read_config
 from exporter.formats import Detected
 from exporter.formats.keras_v3 import load_keras3_file
 from exporter.legacy.translate import is_keras2_config
@@ -13,12 +12,14 @@ from exporter.runtime import quiet_stdout
 
 
 def load(detected: Detected, options: LoadOptions) -> LoadedModel:
-    config = read_config(detected)
+    config = detected.config()
     if detected.keras_major == 3 or (detected.keras_major is None and not is_keras2_config(config)):
         return load_keras3_file(detected.path, "h5", options, detected.keras_version)
-    from exporter.legacy.keras2 import load_keras2_model
+    from exporter.legacy.keras2 import load_keras2_config
 
-    return load_keras2_model(detected.path, "h5", options)
+    # The file's weights go into tf-keras's build of its config: that reading is the reference.
+    return load_keras2_config(config, detected.path, "h5", options, weights=detected.path,
+                              keras_version=detected.keras_version)
 
 
 def save(model, path: Path, options) -> list[Path]:

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from exporter.classes import check_layer_classes
-from exporter.configs import read_config
 from exporter.errors import BadInputError, IncompatibleWeightsError
 from exporter.formats import Detected, detect
 from exporter.formats.failures import loader_errors
@@ -36,11 +35,11 @@ def load(detected: Detected, options: LoadOptions) -> LoadedModel:
             "expected a json, yaml, h5 or keras file."
         )
     check_safe(architecture, options.unsafe)
-    check_layer_classes(read_config(architecture), options.custom_objects)
+    check_layer_classes(architecture.config(), options.custom_objects)
     from exporter.formats.config import build_with_weights
 
     loaded = build_with_weights(
-        read_config(architecture), detected.path, "weights", options, detected.path
+        architecture.config(), detected.path, "weights", options, detected.path
     )
     loaded.keras_version = detected.keras_version or loaded.keras_version
     return loaded

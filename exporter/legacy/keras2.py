@@ -28,15 +28,7 @@ THEANO_FLIPPED = {"Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "ConvLSTM2D"}
 
 
 def load_keras2_model(path: Path, fmt: str, options: LoadOptions) -> LoadedModel:
-    """Read a Keras 1/2 HDF5 or a Keras 2 SavedModel through tf-keras; bring it into Keras 3."""
-    if fmt == "h5":
-        from exporter.configs import read_config
-        from exporter.formats import Detected
-
-        detected = Detected(path, "h5")
-        attrs = hdf5_attrs(path)
-        return load_keras2_config(read_config(detected), path, fmt, options, weights=path,
-                                  keras_version=attrs.get("keras_version"))
+    """Read a Keras 2 SavedModel (with keras_metadata.pb) through tf-keras; bring it into Keras 3."""
     tf_keras = tf_keras_module()
     with loader_errors(path, options), quiet_stdout():
         source = tf_keras.models.load_model(
