@@ -86,6 +86,39 @@ class ServeOptions:
     tuning_flags: tuple[str, ...] = ()
 
 
+def serve_options(path: Path | None, *, model_base_path: Path | None = None,
+                  model_config_file: Path | None = None, ssl_config_file: Path | None = None,
+                  tls_cert: Path | None = None, tls_key: Path | None = None,
+                  monitoring_config_file: Path | None = None, enable_batching: bool = False,
+                  batching_parameters_file: Path | None = None, per_model_batching: bool = False,
+                  grpc_channel_arguments: str = "", **fields) -> ServeOptions:
+    """ServeOptions from the command line: where the models are, and the config files read.
+
+    PATH (kexport's), --model_base_path and --model_config_file name what to serve; the config
+    file wins as in TF Serving, and naming two places at once is refused.
+
+    Raises:
+        BadInputError: nothing or two things to serve, unreadable or invalid config files.
+    """
+    from serving.server import tls_credentials
+    from serving.tfs_flags import parse_channel_arguments
+
+    given = [p for p in (path, model_base_path, model_config_file) if p is not None]
+    if not given:
+        raise BadInputError("Both --model_base_path and --model_config_file are empty, and no "
+                            "PATH was given.", hint="Pass a bundle or base path to serve.")
+    if len(given) > 1:
+        raise BadInputError("Pass one of PATH, --model_base_path and --model_config_file.")
+    if ssl_config_file is not None and (tls_cert or tls_key):
+        raise BadInputError("--ssl_config_file and --tls-cert/--tls-key exclude each other.")
+    credentials = ssl_credentials(ssl_config_file) or tls_credentials(tls_cert, tls_key)
+    return ServeOptions(
+        path=given[0], credentials=credentials,
+        prometheus_path=prometheus_path(monitoring_config_file),
+        batching=batching_options(enable_batching, batching_parameters_file, per_model_batching),
+        channel_arguments=parse_channel_arguments(grpc_channel_arguments), **fields)
+
+
 def read_text_proto(path: str | Path, message, what: str):
     """Parse a text-format proto file into `message` (returned).
 
