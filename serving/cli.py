@@ -90,6 +90,9 @@ def predict(
         metavar="[FILE]...", help="Inputs: .npy, .npz, .json or images (PNG/JPEG); many files "
         "are batched.", show_default=False)] = None,
     target: Annotated[str, typer.Option(help="Server HOST:PORT.")] = "localhost:8500",
+    rest: Annotated[str | None, typer.Option(
+        metavar="URL", help="Use TF Serving's REST API at URL (http://HOST:8501) instead of "
+        "gRPC.")] = None,
     signature: Annotated[str | None, typer.Option(help="Signature (serving_default).")] = None,
     version: Annotated[int | None, typer.Option(help="Model version (default: latest).")] = None,
     label: Annotated[str | None, typer.Option(help="Model version label, e.g. stable.")] = None,
@@ -110,7 +113,7 @@ def predict(
     json_output: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Send predictions to a TF Serving gRPC endpoint (a container, or `kexport serve`)."""
+    """Send predictions to a TF Serving gRPC or REST endpoint (a container, or `kexport serve`)."""
     from serving.client_cli import ProgressPrinter, describe, run_predict
 
     result = run_predict(
@@ -119,7 +122,7 @@ def predict(
         timeout=timeout, tls=tls, ca_cert=str(ca_cert) if ca_cert else None,
         output="json" if json_output and not output.startswith("npz:") else output, top=top,
         labels=str(labels) if labels else None, preprocess=preprocess, force=force,
-        progress=ProgressPrinter())
+        progress=ProgressPrinter(), rest=rest)
     typer.echo(describe(result.prediction), err=True)
     if result.text:
         typer.echo(result.text)
