@@ -31,8 +31,8 @@ def test_values_become_tensors_of_the_signature_dtype():
 @pytest.mark.parametrize(("value", "dtype", "message"), [
     ([1.5], types_pb2.DT_INT32, "JSON Value: [1.5] Type: Array is not of expected type: int32"),
     (["x"], types_pb2.DT_FLOAT, "is not of expected type: float"),
-    ([1e39], types_pb2.DT_FLOAT, "Cannot convert JSON value: [1e+39] to float without loss of "
-                                 "precision."),
+    ([1e39], types_pb2.DT_FLOAT, ("Cannot convert JSON value: [1e+39] to float without loss of "
+                                 "precision.")),
     ([16777217], types_pb2.DT_FLOAT, "to float without loss of precision"),
     ([[1], [2, 3]], types_pb2.DT_FLOAT, "not a rectangular list"),
     ([["a"], "b"], types_pb2.DT_STRING, "found at incorrect level"),
