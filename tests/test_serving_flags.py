@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -144,3 +145,33 @@ def test_tf_serving_command_line_runs_unchanged(tmp_path):
     assert notices == [("kexport serve: accepted without effect here: "
                        "--tensorflow_session_parallelism=2, --num_load_threads=2")]
 
+
+
+def test_ssl_config_file_serves_tls(tmp_path):
+    from serving.client_cli import run_predict
+    from serving.server import start_server
+
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed to make a test certificate"
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    ssl_config = tmp_path / "ssl.config"  # TF Serving's SSLConfig holds the PEM text itself
+    ssl_config.write_text(f"server_key: {json.dumps(key.read_text())}\n"
+                          f"server_cert: {json.dumps(cert.read_text())}\n")
+    options = serve_options(None, model_base_path=HALF_PLUS_TWO, ssl_config_file=ssl_config,
+                            port=0, poll_seconds=0)
+    running = start_server(options=options)
+    x = tmp_path / "x.json"
+    x.write_text("[[2.0]]")
+    try:
+        result = run_predict(f"localhost:{running.port}", "default", files=[x], tls=True,
+                             ca_cert=str(cert))
+        assert json.loads(result.text)["y"]["values"] == [[3.0]]
+    finally:
+        running.stop()
+    ssl_config.write_text('server_key: "only a key"')
+    with pytest.raises(BadInputError, match="needs server_key and server_cert"):
+        serve_options(None, model_base_path=HALF_PLUS_TWO, ssl_config_file=ssl_config)
