@@ -15,6 +15,7 @@ from exporter.errors import ServingError
 from serving.client import PredictClient
 from serving.server import start_server
 from tests.conftest import SHARED_FIXTURES
+from tests.test_serving_lifecycle import wait_for
 
 FIXTURES = SHARED_FIXTURES / "tfserving"
 HALF_PLUS_TWO = FIXTURES / "saved_model_half_plus_two_cpu"
@@ -28,15 +29,6 @@ def entry(name, path, extra=""):
 
 def write_config(path, *entries):
     path.write_text("model_config_list {\n  " + "\n  ".join(entries) + "\n}\n")
-
-
-def wait_for(condition, seconds=60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def served(client, model, **spec):

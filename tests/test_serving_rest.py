@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +20,7 @@ from serving.client import PredictClient
 from serving.protos import predict_pb2
 from serving.rest_client import RestPredictClient
 from serving.server import start_server
+from tests.cli_helpers import run_script_without_tensorflow
 from tests.conftest import SHARED_FIXTURES
 
 FIXTURES = SHARED_FIXTURES / "tfserving"
@@ -263,18 +262,7 @@ def test_kexport_predict_over_rest_gives_the_grpc_output(server, tmp_path):
 def test_client_script_over_rest_imports_no_tensorflow(server, tmp_path):
     x = tmp_path / "x.json"
     x.write_text(json.dumps([[1.0]]))
-    probe = ("import runpy, sys\n"
-             f"sys.argv = ['client.py', '--rest', '{server.rest_url}', '--model', 'default', "
-             f"'{x}']\n"
-             "try:\n"
-             f"    runpy.run_path('{SCRIPT}', run_name='__main__')\n"
-             "except SystemExit as exit:\n"
-             "    assert exit.code == 0, exit.code\n"
-             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-             "('tensorflow', 'tensorflow_serving', 'keras'))\n"
-             "assert not heavy, heavy\n"
-             "assert 'serving.rest_client' in sys.modules\n")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["y"]["values"] == [[2.5]]
+    result = run_script_without_tensorflow(
+        SCRIPT, ["--rest", server.rest_url, "--model", "default", x], tmp_path)
+    assert "'serving.rest_client'" in result.stdout.splitlines()[-1]
+    assert json.loads("\n".join(result.stdout.splitlines()[:-1]))["y"]["values"] == [[2.5]]
