@@ -100,7 +100,6 @@ def serve_options(path: Path | None, *, model_base_path: Path | None = None,
     Raises:
         BadInputError: nothing or two things to serve, unreadable or invalid config files.
     """
-    from serving.server import tls_credentials
     from serving.tfs_flags import parse_channel_arguments
 
     given = [p for p in (path, model_base_path, model_config_file) if p is not None]
@@ -185,3 +184,21 @@ def ssl_credentials(ssl_config_file: str | Path | None):
         [(config.server_key.encode(), config.server_cert.encode())],
         root_certificates=config.custom_ca.encode() or None,
         require_client_auth=config.client_verify)
+
+
+def tls_credentials(cert: str | Path | None, key: str | Path | None):
+    """Server credentials from a PEM certificate chain and key; None when neither is given."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise BadInputError("TLS needs both --tls-cert and --tls-key.")
+    try:
+        chain, private = Path(cert).read_bytes(), Path(key).read_bytes()
+    except OSError as err:
+        raise BadInputError(f"cannot read {err.filename}: {err.strerror}.") from None
+    if b"CERTIFICATE-----" not in chain or b"PRIVATE KEY-----" not in private:
+        raise BadInputError(f"--tls-cert {cert} and --tls-key {key} must be PEM files "
+                            "(a certificate chain and its private key).")
+    import grpc
+
+    return grpc.ssl_server_credentials([(private, chain)])

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 import grpc
 from google.protobuf import json_format
 
-from serving import rest_json, tensors
+from serving import rest_examples, rest_json, tensors
 from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 from serving.servable import RpcFailure
 
@@ -208,11 +208,11 @@ def _classify_or_regress(servicer, method_name: str, spec, doc: dict) -> bytes:
     request = method.request_type()
     request.model_spec.ParseFromString(spec.SerializeToString())  # its own ModelSpec class
     request.model_spec.signature_name = rest_json.signature_name(doc)
-    rest_json.examples_from_json(doc, request.input)
+    rest_examples.examples_from_json(doc, request.input)
     response = servicer.call(method_name, request, "REST")
     if method_name == "Classify":
-        return rest_json.classify_reply(response.result)
-    return rest_json.regress_reply(response.result)
+        return rest_examples.classify_reply(response.result)
+    return rest_examples.regress_reply(response.result)
 
 
 def _metadata_json(response) -> bytes:

@@ -39,7 +39,7 @@ def parse_body(body: bytes) -> dict:
     except (ValueError, UnicodeDecodeError) as err:
         raise invalid(f"JSON Parse error: {err}") from None
     if not isinstance(doc, dict):
-        raise invalid(f"JSON Value: {_short(doc)} Is not object")
+        raise invalid(f"JSON Value: {short(doc)} Is not object")
     return doc
 
 
@@ -47,7 +47,7 @@ def signature_name(doc: dict) -> str:
     """The optional `signature_name` of a request body ('' when absent)."""
     name = doc.get("signature_name", "")
     if not isinstance(name, str):
-        raise invalid(f"JSON Value: {_short(doc)} not formatted correctly. 'signature_name' key "
+        raise invalid(f"JSON Value: {short(doc)} not formatted correctly. 'signature_name' key "
                       "must be a string value.")
     return name
 
@@ -65,14 +65,14 @@ def fill_predict_inputs(doc: dict, input_dtypes: dict[str, int], request) -> str
         "row" or "columnar": the reply uses `predictions` or `outputs` accordingly.
     """
     if "instances" in doc and "inputs" in doc:
-        raise invalid(f"JSON Value: {_short(doc)} Not formatted correctly expecting only one of "
+        raise invalid(f"JSON Value: {short(doc)} Not formatted correctly expecting only one of "
                       "'inputs' or 'instances' keys to exist ")
     if "instances" in doc:
         rows = doc["instances"]
         if not isinstance(rows, list):
-            raise invalid(f"JSON Value: {_short(doc)} Excepting 'instances' to be an list/array")
+            raise invalid(f"JSON Value: {short(doc)} Excepting 'instances' to be an list/array")
         if not rows:
-            raise invalid(f"JSON Value: {_short(doc)} No values in 'instances' array")
+            raise invalid(f"JSON Value: {short(doc)} No values in 'instances' array")
         for name, arr in _rows_to_arrays(rows, input_dtypes).items():
             tensors.to_tensor_proto(arr, input_dtypes[name], tensor_content=False,
                                     out=request.inputs[name])
@@ -98,62 +98,27 @@ def json_to_array(value, dtype: int) -> np.ndarray:
     try:
         arr = np.array(value)
     except ValueError:
-        raise invalid(f"JSON Value: {_short(value)} is not a rectangular list: every list at one "
+        raise invalid(f"JSON Value: {short(value)} is not a rectangular list: every list at one "
                       "level must have the same size") from None
     kind = arr.dtype.kind
     wanted = tensors.numpy_dtype(dtype) if dtype in _SUPPORTED else None
     if wanted is None:
         raise RpcFailure(grpc.StatusCode.UNIMPLEMENTED, f"Conversion of JSON Value: "
-                         f"{_short(value)} to type: {tensors.dtype_name(dtype)}")
+                         f"{short(value)} to type: {tensors.dtype_name(dtype)}")
     expected = "b" if dtype == types_pb2.DT_BOOL else ("fiu" if dtype in _FLOATS else "iu")
     if arr.size and kind not in expected:
-        raise invalid(f"JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected "
+        raise invalid(f"JSON Value: {short(value)} Type: {json_type(value)} is not of expected "
                       f"type: {tensors.dtype_name(dtype)}")
     if dtype in _FLOATS and kind in "iu" and arr.size and np.abs(arr).max() > _FLOAT32_MAX_INT \
             and dtype != types_pb2.DT_DOUBLE:
-        raise invalid(f"Cannot convert JSON value: {_short(value)} to float without loss of "
+        raise invalid(f"Cannot convert JSON value: {short(value)} to float without loss of "
                       "precision.")
     with np.errstate(over="ignore"):
         converted = arr.astype(wanted)
     if kind == "f" and not np.array_equal(np.isfinite(converted), np.isfinite(arr)):
-        raise invalid(f"Cannot convert JSON value: {_short(value)} to "
+        raise invalid(f"Cannot convert JSON value: {short(value)} to "
                       f"{tensors.dtype_name(dtype)} without loss of precision.")
     return converted
-
-
-def examples_from_json(doc: dict, input_message) -> None:
-    """Fill a tensorflow.serving.Input from `examples` (and the optional `context`).
-
-    `input_message` is any Input message (TF Serving's or a wire-compatible copy): only its field
-    names are used. JSON numbers with a fraction become float_list, integers and booleans
-    int64_list, strings and `{"b64": ...}` bytes_list, as TF Serving reads them.
-    """
-    examples = doc.get("examples")
-    if examples is None:
-        raise invalid(f"JSON Value: {_short(doc)} When method is classify, key 'examples' is "
-                      "expected and was not found")
-    if not isinstance(examples, list):
-        raise invalid(f"JSON Value: {_short(doc)} Expecting 'examples' value to be an list/array")
-    if not examples:
-        raise invalid(f"JSON Value: {_short(doc)} 'examples' value is an empty array")
-    if "context" in doc:
-        with_context = input_message.example_list_with_context
-        fill_example(doc["context"], with_context.context)
-        targets = with_context.examples
-    else:
-        targets = input_message.example_list.examples
-    for example in examples:
-        fill_example(example, targets.add())
-
-
-def fill_example(obj, example) -> None:
-    """One JSON object of features into a tf.Example message."""
-    if not isinstance(obj, dict):
-        raise invalid(f"Example must be JSON object but got JSON {_json_type(obj)}")
-    for name, content in obj.items():
-        feature = example.features.feature[name]
-        for value in content if isinstance(content, list) else [content]:
-            _add_feature_value(name, value, feature)
 
 
 def predict_reply(outputs: dict[str, np.ndarray], request_format: str) -> bytes:
@@ -181,23 +146,6 @@ def predict_reply(outputs: dict[str, np.ndarray], request_format: str) -> bytes:
         rows = [_object_text({name: _array_text(name, outputs[name][i]) for name in names})
                 for i in range(batch)]
     return ('{"predictions": [' + ",".join(rows) + "]}").encode()
-
-
-def classify_reply(result) -> bytes:
-    """`{"results": [[[label, score], ...], ...]}` from a ClassificationResult."""
-    if not len(result.classifications):
-        raise invalid("Cannot convert empty ClassificationResults to JSON")
-    rows = ["[" + ",".join(f"[{json.dumps(c.label)},{_float_token(c.score)}]" for c in item.classes)
-            + "]" for item in result.classifications]
-    return ('{"results": [' + ",".join(rows) + "]}").encode()
-
-
-def regress_reply(result) -> bytes:
-    """`{"results": [value, ...]}` from a RegressionResult."""
-    if not len(result.regressions):
-        raise invalid("Cannot convert empty RegressionResults to JSON")
-    values = ",".join(_float_token(r.value) for r in result.regressions)
-    return ('{"results": [' + values + "]}").encode()
 
 
 def error_body(message: str) -> bytes:
@@ -229,7 +177,7 @@ def _rows_to_arrays(rows: list, input_dtypes: dict[str, int]) -> dict[str, np.nd
                               f"list. Error: JSON object: does not have named input: {key}")
         if set(row) != set(names):
             raise invalid(f"Failed to process element: {index} of 'instances' list. JSON object: "
-                          f"{_short(row)} keys must be equal to: {','.join(names)}")
+                          f"{short(row)} keys must be equal to: {','.join(names)}")
     return {name: _batch([row[name] for row in rows], input_dtypes[name], name) for name in names}
 
 
@@ -259,10 +207,10 @@ def _columns(value, input_dtypes: dict[str, int]) -> dict:
 
 def _is_named(value) -> bool:
     """A JSON object naming inputs, as opposed to a value or a `{"b64": ...}` string."""
-    return isinstance(value, dict) and not _is_b64(value)
+    return isinstance(value, dict) and not is_b64(value)
 
 
-def _is_b64(value) -> bool:
+def is_b64(value) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
 
 
@@ -282,9 +230,9 @@ def _strings(value) -> np.ndarray:
 def _flatten_strings(value, shape: list[int], level: int, out: list) -> None:
     if not isinstance(value, list):
         if level != len(shape):
-            raise invalid(f"JSON Value: {_short(value)} found at incorrect level: {level + 1} in "
+            raise invalid(f"JSON Value: {short(value)} found at incorrect level: {level + 1} in "
                           f"the JSON DOM. Expected at level: {len(shape)}")
-        out.append(_string_value(value))
+        out.append(string_value(value))
         return
     if level >= len(shape) or len(value) != shape[level]:
         raise invalid(f"Encountered list at unexpected size: {len(value)} at level: {level} "
@@ -293,18 +241,18 @@ def _flatten_strings(value, shape: list[int], level: int, out: list) -> None:
         _flatten_strings(item, shape, level + 1, out)
 
 
-def _string_value(value) -> bytes:
+def string_value(value) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, dict):
         return _decode_b64(value)
-    raise invalid(f"JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected "
+    raise invalid(f"JSON Value: {short(value)} Type: {json_type(value)} is not of expected "
                   "type: string")
 
 
 def _decode_b64(value) -> bytes:
-    if not _is_b64(value):
-        raise invalid(f"JSON Value: {_short(value)} not formatted correctly for base64 data")
+    if not is_b64(value):
+        raise invalid(f"JSON Value: {short(value)} not formatted correctly for base64 data")
     try:
         return base64.b64decode(value["b64"], validate=True)
     except (binascii.Error, ValueError):
@@ -312,26 +260,6 @@ def _decode_b64(value) -> bytes:
             return base64.urlsafe_b64decode(value["b64"])
         except (binascii.Error, ValueError):
             raise invalid("Unable to base64 decode") from None
-
-
-def _add_feature_value(name: str, value, feature) -> None:
-    if isinstance(value, bool) or (isinstance(value, int) and not isinstance(value, bool)):
-        kind, stored = "int64_list", int(value)
-        if stored >= 1 << 63:
-            raise invalid(f"Feature: {name} has uint64 element. Only int64 is supported.")
-    elif isinstance(value, float):
-        kind, stored = "float_list", value
-        if np.isfinite(value) and abs(value) > np.finfo(np.float32).max:
-            raise invalid(f"Cannot convert JSON value: {value} to float without loss of precision.")
-    elif isinstance(value, str) or _is_b64(value):
-        kind, stored = "bytes_list", _string_value(value)
-    else:
-        raise invalid(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
-    current = feature.WhichOneof("kind")
-    if current not in (None, kind):
-        raise invalid(f"Unexpected element type in feature: {name} expecting type: "
-                      f"{current.split('_')[0]}")
-    getattr(feature, kind).value.append(stored)
 
 
 def _array_text(name: str, arr) -> str:
@@ -374,11 +302,11 @@ def _object_text(items: dict[str, str]) -> str:
     return "{" + ",".join(f"{json.dumps(key)}: {text}" for key, text in items.items()) + "}"
 
 
-def _float_token(value: float) -> str:
+def float_token(value: float) -> str:
     return _array_text("", np.float32(value))
 
 
-def _json_type(value) -> str:
+def json_type(value) -> str:
     if value is None:
         return "Null"
     if isinstance(value, bool):
@@ -386,7 +314,7 @@ def _json_type(value) -> str:
     return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
 
 
-def _short(value, limit: int = 200) -> str:
+def short(value, limit: int = 200) -> str:
     """A JSON value for an error message, cut short when long."""
     text = json.dumps(value)
     return text if len(text) <= limit else text[:limit] + "..."

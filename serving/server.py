@@ -207,22 +207,6 @@ def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def tls_credentials(cert: str | Path | None, key: str | Path | None):
-    """Server credentials from a PEM certificate chain and key; None when neither is given."""
-    if cert is None and key is None:
-        return None
-    if cert is None or key is None:
-        raise BadInputError("TLS needs both --tls-cert and --tls-key.")
-    try:
-        chain, private = Path(cert).read_bytes(), Path(key).read_bytes()
-    except OSError as err:
-        raise BadInputError(f"cannot read {err.filename}: {err.strerror}.") from None
-    if b"CERTIFICATE-----" not in chain or b"PRIVATE KEY-----" not in private:
-        raise BadInputError(f"--tls-cert {cert} and --tls-key {key} must be PEM files "
-                            "(a certificate chain and its private key).")
-    return grpc.ssl_server_credentials([(private, chain)])
-
-
 def serve(path: str | Path | None = None, *, options: ServeOptions | None = None, on_ready=None,
           **settings) -> None:
     """Serve until SIGTERM or Ctrl-C, then stop cleanly; "serving on HOST:PORT" goes to stderr.

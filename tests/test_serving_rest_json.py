@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from serving import rest_json, tensors
+from serving import rest_examples, rest_json, tensors
 from serving.protos import predict_pb2, types_pb2
 from serving.servable import RpcFailure
 
@@ -70,7 +70,7 @@ def test_examples_become_tf_examples_tensorflow_parses():
     doc = {"context": {"user": "u1", "bias": 0.5},
            "examples": [{"x": 2.0, "ids": [1, 2], "flag": True, "raw": {"b64": "AAE="}},
                         {"x": [3.5, 4.0], "ids": 7, "flag": False, "raw": "t"}]}
-    rest_json.examples_from_json(doc, request.input)
+    rest_examples.examples_from_json(doc, request.input)
     with_context = request.input.example_list_with_context
     assert len(with_context.examples) == 2
     spec = {"x": tf.io.VarLenFeature(tf.float32), "ids": tf.io.VarLenFeature(tf.int64),
@@ -84,7 +84,7 @@ def test_examples_become_tf_examples_tensorflow_parses():
         "user": tf.io.FixedLenFeature([], tf.string), "bias": tf.io.FixedLenFeature([], tf.float32)})
     assert context["user"].numpy() == b"u1" and context["bias"].numpy() == 0.5
     plain = classification_pb2.ClassificationRequest()
-    rest_json.examples_from_json({"examples": [{"x": 2.0}]}, plain.input)
+    rest_examples.examples_from_json({"examples": [{"x": 2.0}]}, plain.input)
     assert plain.input.WhichOneof("kind") == "example_list"
     assert list(plain.input.example_list.examples[0].features.feature["x"].float_list.value) == [2]
 
@@ -102,7 +102,7 @@ def test_bad_examples_are_refused(doc, message):
     from tensorflow_serving.apis import regression_pb2
 
     with pytest.raises(RpcFailure) as caught:
-        rest_json.examples_from_json(doc, regression_pb2.RegressionRequest().input)
+        rest_examples.examples_from_json(doc, regression_pb2.RegressionRequest().input)
     assert message in caught.value.message
 
 
