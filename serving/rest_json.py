@@ -113,6 +113,10 @@ def json_to_array(value, dtype: int) -> np.ndarray:
             and dtype != types_pb2.DT_DOUBLE:
         raise invalid(f"Cannot convert JSON value: {short(value)} to float without loss of "
                       "precision.")
+    if wanted.kind in "iu" and arr.size and (arr.min() < np.iinfo(wanted).min or
+                                             arr.max() > np.iinfo(wanted).max):
+        raise invalid(f"JSON Value: {short(value)} Type: Number is not of expected type: "
+                      f"{tensors.dtype_name(dtype)} (out of range)")
     with np.errstate(over="ignore"):
         converted = arr.astype(wanted)
     if kind == "f" and not np.array_equal(np.isfinite(converted), np.isfinite(arr)):

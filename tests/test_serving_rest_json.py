@@ -38,6 +38,8 @@ def test_values_become_tensors_of_the_signature_dtype():
     ([["a"], "b"], types_pb2.DT_STRING, "found at incorrect level"),
     ([{"b64": 1}], types_pb2.DT_STRING, "not formatted correctly for base64 data"),
     ([1], types_pb2.DT_STRING, "Type: Number is not of expected type: string"),
+    ([256], types_pb2.DT_UINT8, "is not of expected type: uint8 (out of range)"),
+    ([2 ** 31], types_pb2.DT_INT32, "is not of expected type: int32 (out of range)"),
 ])
 def test_bad_values_are_refused_with_tf_serving_messages(value, dtype, message):
     with pytest.raises(RpcFailure) as caught:
