@@ -1,7 +1,8 @@
 """gRPC client for TF Serving's PredictionService and ModelService, without TensorFlow.
 
-Library: `PredictClient` (signatures, status, predict, batched predict); files are read and
-rendered by `serving.client_cli.run_predict`, which the script and `kexport predict` share.
+Library: `PredictClient` (signatures, status, predict, batched predict); its REST twin is
+`serving.rest_client.RestPredictClient`; files are read and rendered by
+`serving.client_cli.run_predict`, which the script and `kexport predict` share.
 Script: `python serving/client.py --target HOST:PORT --model NAME FILE ...` (see `--help`).
 
 The messages come from the project's own protobuf definitions (`serving/protos`, package

@@ -170,6 +170,9 @@ def _bind(server: grpc.Server, address: str, credentials) -> int:
     except RuntimeError:
         bound = 0
     if not bound:
+        if address.startswith("unix:"):
+            raise ServingError(f"Cannot listen on {address}.",
+                               hint="Check that --grpc_socket_path is in a writable folder.")
         raise ServingError(f"Cannot listen on {address}: the port is in use or the address is "
                            "not on this machine.", hint="Pick another --port, or --port 0.")
     return bound
