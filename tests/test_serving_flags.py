@@ -175,3 +175,12 @@ def test_ssl_config_file_serves_tls(tmp_path):
     ssl_config.write_text('server_key: "only a key"')
     with pytest.raises(BadInputError, match="needs server_key and server_cert"):
         serve_options(None, model_base_path=HALF_PLUS_TWO, ssl_config_file=ssl_config)
+
+
+def test_unusable_socket_path_fails_start_up(tmp_path):
+    from exporter.errors import ServingError
+    from serving.server import start_server
+
+    with pytest.raises(ServingError, match="Cannot listen on unix:.*--grpc_socket_path"):
+        start_server(HALF_PLUS_TWO, port=0, poll_seconds=0,
+                     grpc_socket_path=str(tmp_path / "missing" / "dir" / "x.sock"))

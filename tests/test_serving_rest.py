@@ -266,3 +266,15 @@ def test_client_script_over_rest_imports_no_tensorflow(server, tmp_path):
         SCRIPT, ["--rest", server.rest_url, "--model", "default", x], tmp_path)
     assert "'serving.rest_client'" in result.stdout.splitlines()[-1]
     assert json.loads("\n".join(result.stdout.splitlines()[:-1]))["y"]["values"] == [[2.5]]
+
+
+def test_cors_headers_when_enabled(server):
+    with urllib.request.urlopen(f"{server.rest_url}/v1/models/default", timeout=30) as reply:
+        assert "Access-Control-Allow-Origin" not in reply.headers  # off by default
+    running = start_server(HALF_PLUS_TWO, port=0, rest_port=0, poll_seconds=0, rest_cors=True)
+    try:
+        with urllib.request.urlopen(f"{running.rest_url}/v1/models/default", timeout=30) as reply:
+            assert reply.headers["Access-Control-Allow-Origin"] == "*"
+            assert reply.headers["Access-Control-Allow-Methods"] == "POST, GET"
+    finally:
+        running.stop()
