@@ -20,7 +20,7 @@ import pytest
 from exporter.errors import BadInputError
 from serving.client import PredictClient
 from serving.options import serve_options
-from serving.tfs_flags import normalize_argv, parse_channel_arguments
+from serving.tfs_flags import BOOLEAN_FLAGS, normalize_argv, parse_channel_arguments
 from tests.cli_helpers import run
 from tests.conftest import SHARED_FIXTURES
 
@@ -103,7 +103,10 @@ def test_bad_command_lines_exit_2_before_loading(args, message):
 
 
 def test_version_prints_both_versions():
-    result = run("serve", "--version")
+    # Every boolean spelling normalize_argv writes must be one click accepts.
+    spellings = [f"--{name}={value}" for name in sorted(BOOLEAN_FLAGS) if name != "version"
+                 for value in ("true", "false")]
+    result = run("serve", *spellings, "--version")
     assert result.exit_code == 0
     assert result.stdout.splitlines()[0].startswith("TensorFlow ModelServer: kexport serve")
     assert result.stdout.splitlines()[1].startswith("TensorFlow Library: 2.")
