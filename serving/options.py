@@ -94,20 +94,22 @@ def serve_options(path: Path | None, *, model_base_path: Path | None = None,
                   grpc_channel_arguments: str = "", **fields) -> ServeOptions:
     """ServeOptions from the command line: where the models are, and the config files read.
 
-    PATH (kexport's), --model_base_path and --model_config_file name what to serve; the config
-    file wins as in TF Serving, and naming two places at once is refused.
+    PATH (kexport's), --model_base_path and --model_config_file name what to serve. The config
+    file wins over --model_base_path, as in TF Serving (whose image passes a base path even when
+    a config file is added to its command line); PATH with either of them is refused.
 
     Raises:
         BadInputError: nothing or two things to serve, unreadable or invalid config files.
     """
     from serving.tfs_flags import parse_channel_arguments
 
-    given = [p for p in (path, model_base_path, model_config_file) if p is not None]
+    if path is not None and (model_base_path is not None or model_config_file is not None):
+        raise BadInputError("Pass PATH, or TF Serving's --model_base_path / --model_config_file, "
+                            "not both.")
+    given = [p for p in (model_config_file, model_base_path, path) if p is not None]
     if not given:
         raise BadInputError("Both --model_base_path and --model_config_file are empty, and no "
                             "PATH was given.", hint="Pass a bundle or base path to serve.")
-    if len(given) > 1:
-        raise BadInputError("Pass one of PATH, --model_base_path and --model_config_file.")
     if ssl_config_file is not None and (tls_cert or tls_key):
         raise BadInputError("--ssl_config_file and --tls-cert/--tls-key exclude each other.")
     credentials = ssl_credentials(ssl_config_file) or tls_credentials(tls_cert, tls_key)

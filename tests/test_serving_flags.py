@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,8 +85,12 @@ def test_config_files_are_read_into_the_options(tmp_path):
                                             "tensorflow.serving.BatchingParameters"):
         serve_options(None, model_base_path=HALF_PLUS_TWO,
                       batching_parameters_file=FIXTURES / "bad_model_config.txt")
-    with pytest.raises(BadInputError, match="Pass one of PATH, --model_base_path"):
+    with pytest.raises(BadInputError, match="Pass PATH, or TF Serving's --model_base_path"):
         serve_options(tmp_path, model_config_file=tmp_path / "models.config")
+    # The tensorflow/serving image passes a base path; a config file added to its CMD wins.
+    both = serve_options(None, model_base_path=Path("/models/default"),
+                         model_config_file=tmp_path / "models.config")
+    assert both.path == tmp_path / "models.config"
 
 
 @pytest.mark.parametrize(("args", "message"), [
