@@ -185,6 +185,10 @@ def serve(
         "--signature-method-name-check/--no-signature-method-name-check",
         "--enable_signature_method_name_check",
         help="Check SignatureDef method names on Classify and Regress.")] = True,
+    labels_for_unavailable: Annotated[bool, typer.Option(
+        "--labels-for-unavailable-models/--no-labels-for-unavailable-models",
+        "--allow_version_labels_for_unavailable_models",
+        help="Let a config reload label versions that are not loaded.")] = False,
     tensor_content: Annotated[bool, typer.Option(
         "--tensor-content/--no-tensor-content", "--enable_serialization_as_tensor_content",
         help="Reply with tensor_content bytes instead of typed fields.")] = False,
@@ -233,6 +237,7 @@ def serve(
         config_poll_seconds=config_poll_seconds, poll_seconds=poll_seconds,
         tensor_content=tensor_content, max_workers=max_workers, warmup=warmup,
         prefer_tflite_model=prefer_tflite_model, signature_method_check=signature_method_check,
+        labels_for_unavailable=labels_for_unavailable,
         tuning_flags=tuple(tuning))
     from serving.server import serve as run_server
 

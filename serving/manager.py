@@ -41,11 +41,15 @@ class ModelManager:
     Args:
         models: the models to serve (see `serving.repository.load_repository`).
         warmup: replay warm-up records when a version loads.
+        labels_for_unavailable: let reloads label versions that are not available, as TF
+            Serving's --allow_version_labels_for_unavailable_models.
     """
 
-    def __init__(self, models: list[ModelConfig], *, warmup: bool = True):
+    def __init__(self, models: list[ModelConfig], *, warmup: bool = True,
+                 labels_for_unavailable: bool = False):
         self.models = {m.name: m for m in models}
         self.warmup = warmup
+        self.labels_for_unavailable = labels_for_unavailable
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._loaded: dict[str, dict[int, Servable]] = {name: {} for name in self.models}
@@ -85,12 +89,13 @@ class ModelManager:
                 log.info("unloaded model %s: no longer in the config", name)
             for model in wanted.values():
                 self._refresh_model(model)
-        self._check_labels()
+        if not self.labels_for_unavailable:
+            self._check_labels()
 
     def _check_labels(self) -> None:
         with self._lock:
             for model in self.models.values():
-                for label, version in sorted(model.labels.items()):
+                for version in sorted(model.labels.values()):
                     if version not in self._loaded.get(model.name, {}):
                         raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION, (
                             f"Request to assign label to version {version} of model "

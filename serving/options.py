@@ -61,6 +61,7 @@ class ServeOptions:
         batching: server-side batching settings.
         prefer_tflite_model: serve `model.tflite` of a version when it has one.
         signature_method_check: check SignatureDef method names for Classify/Regress.
+        labels_for_unavailable: let a reload label versions that are not available (yet).
         tuning_flags: TF Serving flags accepted without effect, for the record.
     """
 
@@ -83,6 +84,7 @@ class ServeOptions:
     batching: BatchingOptions = field(default_factory=BatchingOptions)
     prefer_tflite_model: bool = False
     signature_method_check: bool = True
+    labels_for_unavailable: bool = False
     tuning_flags: tuple[str, ...] = ()
 
 

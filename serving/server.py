@@ -112,7 +112,8 @@ def start_server(path: str | Path | None = None, *, options: ServeOptions | None
         raise BadInputError("Nothing to serve.", hint="Pass a bundle or base path, "
                             "--model_base_path or --model_config_file.")
     manager = ModelManager(load_repository(options.path, options.model_name),
-                           warmup=options.warmup)
+                           warmup=options.warmup,
+                           labels_for_unavailable=options.labels_for_unavailable)
     manager.refresh()
     source = config_file(options.path)
     metrics = None

@@ -32,6 +32,8 @@ BOOLEAN_FLAGS = {
     "rest_api_enable_cors_support": ("--rest_api_enable_cors_support", "--no-rest-api-cors"),
     "enable_signature_method_name_check": ("--enable_signature_method_name_check",
                                            "--no-signature-method-name-check"),
+    "allow_version_labels_for_unavailable_models": (
+        "--allow_version_labels_for_unavailable_models", "--no-labels-for-unavailable-models"),
     "version": ("--version", None),
 }
 
@@ -54,7 +56,6 @@ TUNING_FLAGS = {
     "num_tflite_pools": int, "num_tflite_interpreters_per_pool": int,
     "xla_cpu_compilation_enabled": bool, "enable_profiler": bool,
     "thread_pool_factory_config_file": str, "use_saved_model": bool,
-    "allow_version_labels_for_unavailable_models": bool,
     # Accepted only with values that change nothing here (checked in `_refuse_unsafe`).
     "saved_model_tags": str, "use_alts_credentials": bool, "platform_config_file": str,
 }

@@ -144,3 +144,16 @@ def test_handle_reload_config_request(tmp_path):
             assert "Only ModelConfigList is currently supported" in custom.value.details()
     finally:
         running.stop()
+
+
+def test_labels_for_unavailable_versions_when_allowed():
+    running = start_server(HALF_PLUS_TWO, port=0, poll_seconds=0, labels_for_unavailable=True)
+    try:
+        reload = running.servicer.methods()["HandleReloadConfigRequest"].handle
+        reply = reload(reload_request(entry(
+            "two", TWO_VERSIONS, 'model_version_policy { specific { versions: 123 } } '
+            'version_labels { key: "canary" value: 124 }')))
+        assert reply.status.error_code == 0
+        assert running.manager.models["two"].labels == {"canary": 124}
+    finally:
+        running.stop()
