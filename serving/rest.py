@@ -102,6 +102,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self._answer("DELETE")
 
+    def do_OPTIONS(self):
+        if self.cors:  # a browser's preflight before a cross-origin JSON POST
+            self._read_body()
+            self._reply(204, b"")
+        else:
+            self._answer("OPTIONS")
+
     def log_message(self, format, *args):
         log.debug("REST %s", format % args)
 

@@ -276,5 +276,9 @@ def test_cors_headers_when_enabled(server):
         with urllib.request.urlopen(f"{running.rest_url}/v1/models/default", timeout=30) as reply:
             assert reply.headers["Access-Control-Allow-Origin"] == "*"
             assert reply.headers["Access-Control-Allow-Methods"] == "POST, GET"
+        preflight = urllib.request.Request(f"{running.rest_url}/v1/models/default:predict",
+                                           method="OPTIONS")
+        with urllib.request.urlopen(preflight, timeout=30) as reply:
+            assert reply.status == 204 and reply.headers["Access-Control-Allow-Origin"] == "*"
     finally:
         running.stop()
