@@ -61,7 +61,7 @@ class RestServer:
         handler = type("Handler", (_Handler,), {
             "servicer": servicer, "timeout": max(timeout_ms, 1) / 1000, "cors": cors,
             "metrics": metrics})
-        server_type = _IPv6Server if ":" in host else ThreadingHTTPServer
+        server_type = _IPv6Server if ":" in host else _Server
         self.httpd = server_type((host, port), handler)
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="kexport-rest",
@@ -77,7 +77,11 @@ class RestServer:
         self.httpd.server_close()
 
 
-class _IPv6Server(ThreadingHTTPServer):
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the listen backlog: many clients may connect at once
+
+
+class _IPv6Server(_Server):
     address_family = socket.AF_INET6
 
 
