@@ -282,3 +282,16 @@ def test_cors_headers_when_enabled(server):
             assert reply.status == 204 and reply.headers["Access-Control-Allow-Origin"] == "*"
     finally:
         running.stop()
+
+
+def test_concurrent_rest_clients(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(worker):
+        with RestPredictClient(server.rest_url) as client:
+            xs = [np.full((2, 1), worker * 100 + i, np.float32) for i in range(25)]
+            return all(np.array_equal(client.predict("default", x).outputs["y"], x * 0.5 + 2)
+                       for x in xs)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(work, range(8)))
