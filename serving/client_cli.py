@@ -148,8 +148,8 @@ def describe(prediction: Prediction) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The script's options; `kexport predict` declares the same ones."""
     parser = argparse.ArgumentParser(
-        prog="client.py", description="Send predictions to a TF Serving gRPC (or, with --rest, REST) endpoint "
-        "(no TensorFlow needed). Outputs go to stdout as JSON by default.")
+        prog="client.py", description="Send predictions to a TF Serving gRPC endpoint, or its "
+        "REST API with --rest (no TensorFlow needed). Outputs go to stdout as JSON by default.")
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="inputs: .npy, .npz, .json or images; many files are batched")
     parser.add_argument("--target", default="localhost:8500", help="HOST:PORT (localhost:8500)")
