@@ -4,7 +4,7 @@ OUT_DIR/
   models/<name>/<version>/   SavedModels (serving_default keyed by layer names), warm-up records
   models.config              text-format ModelServerConfig, base paths under /models
   batching.config            with --batching
-  Dockerfile, docker-compose.yml, README.md   rendered from the templates in docker/
+  Dockerfile, docker-compose.yml, README.md   rendered from serving/templates/
   bundle.json                manifest: every version's source, sha256, signature, inputs, outputs
 
 The whole bundle is built in a staging folder beside OUT_DIR (existing versions hard-linked in,

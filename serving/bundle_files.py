@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from pathlib import Path
 
 from exporter import __version__
 from serving.serverconfig import server_flags
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "docker"
+# Package data (serving/templates/), so a wheel install renders the same files as a checkout.
+TEMPLATES = resources.files("serving") / "templates"
 CHUNK = 1 << 20
 
 
@@ -39,7 +41,7 @@ def _image_tag(manifest: dict) -> str:
 
 
 def render_docker_files(bundle: Path, manifest: dict) -> None:
-    """Write Dockerfile, docker-compose.yml and README.md from the templates in docker/."""
+    """Write Dockerfile, docker-compose.yml and README.md from the package's templates."""
     names = ", ".join(sorted(manifest["models"]))
     tag = _image_tag(manifest)
     flags = server_flags(manifest.get("batching", False))
