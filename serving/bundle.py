@@ -24,6 +24,7 @@ from pathlib import Path
 from exporter import __version__
 from exporter.errors import BadInputError, DestinationExistsError
 from exporter.publish import publish, staging_folder
+from exporter.swap import restore_interrupted
 from serving.bundle_export import export_version
 from serving.bundle_files import render_docker_files
 from serving.repository import ModelConfig, read_models_config
@@ -170,6 +171,7 @@ def build_bundle(request: BundleRequest, progress: Callable[[str], None] = lambd
     out_dir = Path(request.out_dir)
     if not request.sources:
         raise BadInputError("no --model given; expected at least one NAME=PATH[@VERSION].")
+    restore_interrupted(out_dir.parent)  # a killed swap's previous bundle counts as existing
     existing = read_manifest(out_dir) if out_dir.exists() else None
     if out_dir.exists() and existing is None and any(out_dir.iterdir()) and not request.force:
         raise DestinationExistsError(f"{out_dir} exists and is not a kexport bundle.",
