@@ -75,7 +75,8 @@ class MissingDependencyError(BadInputError):
 
 
 # Top-level modules of the optional extras, and the extra that brings each (pyproject.toml).
-EXTRA_OF_MODULE = {"tensorflow": "tf", "keras": "tf", "tf_keras": "tf", "tensorflow_serving": "tf"}
+EXTRA_OF_MODULE = {"tensorflow": "tf", "keras": "tf", "tf_keras": "tf", "tensorflow_serving": "tf",
+                   "prometheus_client": "tf"}
 
 
 def missing_dependency(error: ModuleNotFoundError) -> MissingDependencyError | None:

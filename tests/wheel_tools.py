@@ -49,7 +49,9 @@ def make_venv(where: Path, requirement: str) -> Path:
     """A fresh virtual environment with `requirement` installed; returns its bin/ folder."""
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, env=clean_env())
     bin_dir = where / "bin"
-    subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet",
-                    "--disable-pip-version-check", requirement], check=True, env=clean_env(),
-                   cwd=where)
+    result = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet",
+                             "--disable-pip-version-check", requirement], env=clean_env(),
+                            cwd=where, capture_output=True, text=True, check=False)
+    if result.returncode != 0:  # pip's own warnings are noise unless the install fails
+        raise RuntimeError(f"pip install {requirement} failed:\n{result.stderr[-3000:]}")
     return bin_dir
