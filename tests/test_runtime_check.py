@@ -46,7 +46,8 @@ def bundles(k3_files, tmp_path_factory):
     root = tmp_path_factory.mktemp("runtime")
     good = root / "good"
     result = run("bundle", good, "--model", f"clf={k3_files['sequential']}@1",
-                 "--model", f"pair={k3_files['two_in_two_out']}@1", "--warmup", 3, "-q")
+                 "--model", f"pair={k3_files['two_in_two_out']}@1", "--warmup", 3, "-q",
+                 "--check-runtime")
     assert result.exit_code == 0, result.output
     bad = root / "bad"
     shutil.copytree(good, bad)
@@ -63,6 +64,15 @@ def test_bundle_records_writer_and_target(bundles):
     assert entry["tensorflow_version"].startswith("2.21")
     assert entry["expected_outputs"] is True
     assert f"FROM tensorflow/serving:{DEFAULT_SERVING_VERSION}" in (bundles[0] / "Dockerfile").read_text()
+    assert manifest["runtime_check"] == {"serving_version": DEFAULT_SERVING_VERSION,
+                                         "tensorflow_version": DEFAULT_SERVING_VERSION,
+                                         "passed": True}
+    shown = run("inspect", bundles[0]).output
+    assert "(TensorFlow Serving 2.20.0; runtime check passed)" in shown
+    assert "written by TensorFlow 2.21" in shown
+    # A run that adds a version without checking drops the record: the new one is unchecked.
+    bad = json.loads((bundles[1] / "bundle.json").read_text())
+    assert "runtime_check" not in bad
 
 
 def test_check_passes_under_the_image_tensorflow(bundles):
