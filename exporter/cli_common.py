@@ -73,10 +73,9 @@ def handle_errors(command):
             code, message, report = error.exit_code, str(error), getattr(error, "report", None)
         except ModuleNotFoundError as error:
             # The base install lacks the [tf] extra: say which extra, not a bare import error.
-            failure = missing_dependency(error) or error
-            code = getattr(failure, "exit_code", EXIT_BAD_INPUT)
-            message = str(failure) if failure is not error else _unexpected(error)
-            report = None
+            missing = missing_dependency(error)
+            failure = missing or error
+            code, message, report = EXIT_BAD_INPUT, str(missing or _unexpected(error)), None
         except KeyboardInterrupt:
             echo("kexport: interrupted")
             raise typer.Exit(130) from None
