@@ -71,6 +71,9 @@ def test_deployment_runs_the_bundle_image_hardened(k8s_bundle):
     assert pod["securityContext"]["runAsUser"] == 10001  # the bundle Dockerfile's user
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert sorted(kustomization["resources"]) == CORE_FILES
+    readme = (k8s_bundle / "README.md").read_text()
+    assert "kubectl apply -k k8s" in readme and f"{image['name']}=REGISTRY/" in readme
+    assert f"docker build -t {image['name']} ." in (k8s_bundle / "Dockerfile").read_text()
 
 
 def test_service_hpa_and_pdb_point_at_the_deployment(k8s_bundle):

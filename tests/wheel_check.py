@@ -76,6 +76,7 @@ def main(argv: list[str]) -> None:
         print(f"wheel-check: built {wheel.name}; installing it with [tf] into {root / 'venv'}",
               flush=True)
         bin_dir = make_venv(root / "venv", f"{wheel}[tf]")
+        print(f"wheel-check: installed in {time.monotonic() - started:.0f} s", flush=True)
         work = root / "work"
         work.mkdir()
         where = step(bin_dir, work, "python", "-c", "import exporter; print(exporter.__file__)")
