@@ -12,6 +12,7 @@ attribute at fault. This module itself needs no TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ SERVING_IMAGE = "tensorflow/serving"
 WORKER = Path(__file__).with_name("runtime_worker.py")
 READY_MARK = ".kexport-runtime-ready"
 INSTALL_TIMEOUT = 1800
+ABANDONED_SECONDS = 2 * INSTALL_TIMEOUT
 
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # TensorFlow's own words when a graph uses what this build does not know.
@@ -92,6 +95,7 @@ def runtime_python(version: str, progress: Callable[[str], None] = lambda m: Non
     if (target / READY_MARK).is_file():
         return python
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(target)
     progress(f"installing tensorflow-cpu=={version} into {target} (once; later runs reuse it)")
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -100,14 +104,22 @@ def runtime_python(version: str, progress: Callable[[str], None] = lambda m: Non
               "--disable-pip-version-check", f"tensorflow-cpu=={version}"],
              f"pip install tensorflow-cpu=={version}")
         (building / READY_MARK).write_text(f"tensorflow-cpu=={version}\n")
-        shutil.rmtree(target, ignore_errors=True)  # an unfinished one from a killed run
         try:
-            os.rename(building, target)
+            os.rename(building, target)  # only complete environments ever appear at target
         except OSError:  # another run finished first: use its environment
             pass
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return python
+
+
+def _remove_abandoned_builds(target: Path) -> None:
+    """Drop half-built environments (about 600 MB each) that killed installs left behind; an
+    install takes minutes, so one untouched for ABANDONED_SECONDS is not running any more."""
+    for folder in target.parent.glob(f".{target.name}-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - folder.stat().st_mtime > ABANDONED_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _run(command: list[str], what: str) -> None:
