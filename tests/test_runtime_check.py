@@ -41,6 +41,19 @@ def jxl_savedmodel(path):
     return path
 
 
+def shift_recorded_outputs(version_dir):
+    """Make the outputs recorded at bundle time differ from what the model computes."""
+    import numpy as np
+
+    from serving.warmup import EXPECTED_FILE
+
+    path = version_dir / EXPECTED_FILE
+    with np.load(path) as archive:
+        arrays = {key: archive[key] + (0.01 if key.startswith("output/") else 0)
+                  for key in archive.files}
+    np.savez(path, **arrays)
+
+
 @pytest.fixture(scope="module")
 def bundles(k3_files, tmp_path_factory):
     root = tmp_path_factory.mktemp("runtime")
@@ -53,6 +66,7 @@ def bundles(k3_files, tmp_path_factory):
     shutil.copytree(good, bad)
     result = run("bundle", bad, "--model", f"jxl={jxl_savedmodel(root / 'jxl_sm')}@1", "-q")
     assert result.exit_code == 0, result.output
+    shift_recorded_outputs(bad / "models" / "clf" / "1")
     return good, bad
 
 
@@ -85,10 +99,10 @@ def test_check_passes_under_the_image_tensorflow(bundles):
     assert all(v["report"]["passed"] for v in report["versions"])
 
 
-def test_check_names_the_op_at_fault(bundles):
+def test_check_names_the_op_at_fault_and_outputs_that_differ(bundles):
     result = run("bundle", bundles[1], "--check-runtime")
     assert result.exit_code == 1, result.output
-    assert "ok   clf version 1" in result.output
+    assert "FAIL clf version 1: loads in TensorFlow 2.20.0; outputs differ" in result.output
     assert "jxl version 1: TensorFlow 2.20.0" in result.output
     assert "op 'DecodeJxl' is not registered in TensorFlow 2.20.0" in result.output
     assert "ok   pair version 1" in result.output
