@@ -10,7 +10,7 @@ from exporter.errors import BadInputError, VerificationError
 from exporter.formats import detect
 from exporter.formats.savedmodel import load_signature
 from exporter.loaded import LoadOptions
-from exporter.verify import verify_loaded
+from exporter.verify import plan_for, verify_loaded
 from serving.bundle_files import source_sha256
 from serving.warmup import write_warmup
 
@@ -20,6 +20,16 @@ def _refuse_links(root: Path) -> None:
     for path in root.rglob("*"):
         if path.is_symlink():
             raise BadInputError(f"{root} contains a symbolic link ({path}); refusing to copy it.")
+
+
+def input_shapes_for(reference, request) -> dict:
+    """The `--input-shape` options that name this model's inputs (an unnamed one fits every
+    single-input model); records which names were used, so unknown ones can be refused."""
+    names = {spec.name for spec in reference.inputs}
+    shapes = {name: shape for name, shape in request.input_shapes.items()
+              if name in names or (name is None and len(names) == 1)}
+    request.used_input_names.update(shapes)
+    return shapes
 
 
 def export_version(source, version: int, version_dir: Path, request) -> dict:
@@ -39,16 +49,20 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
         refuse_impossible(reference, "savedmodel", False)
         save_model(reference.model, version_dir, "savedmodel")
     written = load_signature(version_dir)  # what TF Serving will call: serving_default
+    shapes = input_shapes_for(reference, request)
     report = None
     if request.verify:
-        report = verify_loaded(reference, written, None, request.atol, request.rtol)
+        report = verify_loaded(reference, written, None, request.atol, request.rtol,
+                               input_shapes=shapes)
         if not report.passed:
             raise VerificationError(
                 f"model '{source.name}' version {version}: {report.summary()}", report=report)
     warmup = None
     if request.warmup:
+        # Warm-up requests get the shapes verification found the model accepts.
+        plan = None if request.warmup_inputs else plan_for(reference, None, shapes)
         warmup = str(write_warmup(version_dir, source.name, written.inputs, request.warmup,
-                                  request.warmup_inputs).relative_to(version_dir))
+                                  request.warmup_inputs, plan=plan).relative_to(version_dir))
     return {
         "source": str(source.path.resolve()),
         "source_format": detected.format,

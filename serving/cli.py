@@ -18,6 +18,7 @@ import typer
 from exporter.cli_common import (
     DebugOpt,
     ForceOpt,
+    InputShapeOpt,
     JsonOpt,
     NoVerifyOpt,
     QuietOpt,
@@ -46,12 +47,14 @@ def bundle(
     warmup_inputs: Annotated[Path | None, typer.Option("--warmup-inputs", help=".npz of warm-up inputs.")] = None,
     image: Annotated[str | None, typer.Option("--image", help="Base image (default: a pinned tensorflow/serving).")] = None,
     no_verify: NoVerifyOpt = False,
+    input_shape: InputShapeOpt = None,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ):
     """Bundle models into a TensorFlow Serving repository with models.config and a Dockerfile."""
+    from exporter.inputs import parse_input_shapes
     from serving.bundle import (
         DEFAULT_IMAGE,
         BundleRequest,
@@ -72,6 +75,7 @@ def bundle(
         image=image or DEFAULT_IMAGE,
         force=force,
         verify=not no_verify,
+        input_shapes=parse_input_shapes(input_shape),
     )
     manifest = build_bundle(request, progress=progress_printer(quiet or json_output))
     if json_output:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.errors import BadInputError
+from exporter.inputs import InputPlan, read_inputs
 from exporter.loaded import TensorSpec
-from exporter.verify import make_inputs, read_inputs
+from exporter.verify import make_inputs, rename_inputs
 
 MAX_WARMUP_RECORDS = 1000
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
@@ -24,8 +25,12 @@ def write_warmup(
     count: int,
     inputs_file: Path | None = None,
     signature: str = "serving_default",
+    plan: InputPlan | None = None,
 ) -> Path:
-    """Write `count` PredictionLog records for the version in `version_dir`; returns the file."""
+    """Write `count` PredictionLog records for the version in `version_dir`; returns the file.
+
+    Values come from `inputs_file`, else from `plan` (the shapes verification chose), else
+    from the signature's specs alone."""
     if not 1 <= count <= MAX_WARMUP_RECORDS:
         raise BadInputError(f"--warmup must be between 1 and {MAX_WARMUP_RECORDS}; got {count}.")
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
@@ -38,7 +43,12 @@ def write_warmup(
     fixed = read_inputs(inputs_file, inputs) if inputs_file else None
     with tf.io.TFRecordWriter(str(target)) as writer:
         for index in range(count):
-            feed = fixed if fixed is not None else make_inputs(inputs, seed=index)
+            if fixed is not None:
+                feed = fixed
+            elif plan is not None:
+                feed, _ = rename_inputs(plan.make(seed=index), inputs)
+            else:
+                feed = make_inputs(inputs, seed=index)
             request = predict_pb2.PredictRequest()
             request.model_spec.name = model_name
             request.model_spec.signature_name = signature
