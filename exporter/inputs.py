@@ -21,6 +21,7 @@ from exporter.shapes import (
     choose_sizes,
     model_probe,
     recognised_application,
+    rejection,
     unknown_kind,
     with_size,
 )
@@ -159,7 +160,7 @@ def _shape_source(spec_name: str, given: dict, kind: str | None, sizes: dict) ->
     choice = sizes[kind]
     what = "image size" if kind == "spatial" else "sequence length"
     if choice.found:
-        return f"architecture: smallest {what} every layer accepts ({choice.size})"
+        return f"smallest {what} the model accepts ({choice.size}), by shape inference"
     if choice.application:
         return f"keras.applications default for {choice.application} ({choice.size})"
     return f"default {what} {choice.size}; shape inference found none that fits ({choice.reason})"
@@ -195,7 +196,21 @@ def plan_inputs(specs: list[TensorSpec], model=None, run=None,
             spec.name, given, unknown_kind(templates[spec.name]), sizes), high=bound)
         _set_values(choice, embeddings.get(spec.name))
         choices.append(choice)
-    return InputPlan(choices)
+    plan = InputPlan(choices)
+    if model is not None and (given or not all(size.found for size in sizes.values())):
+        _check_plan(plan, probe)  # shapes no search has checked: the user's, or a fallback
+    return plan
+
+
+def _check_plan(plan: InputPlan, probe) -> None:
+    """Refuse shapes the model's architecture rejects: too small an image does not always
+    raise when it runs (empty intermediate results pool to NaN), so it must not get that far."""
+    reason = rejection(probe, {choice.name: tuple(choice.shape) for choice in plan.choices})
+    if reason:
+        raise BadInputError(
+            f"the model rejects the verification inputs ({plan.describe()}): {reason}",
+            hint=f"Give inputs it accepts: {FIX_OPTIONS}.",
+        )
 
 
 def _numeric_dtype(spec: TensorSpec) -> str:

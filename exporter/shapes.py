@@ -96,9 +96,12 @@ def choose_sizes(templates: dict[str, tuple], probe: Probe | None,
 
 
 def _rejection(probe: Probe, templates: dict[str, tuple], sizes: dict[str, int]) -> str:
-    """Why the model rejects these sizes ('' when it accepts them)."""
-    shapes = {name: with_size(shape, sizes.get(unknown_kind(shape), 0), 1)
-              for name, shape in templates.items()}
+    return rejection(probe, {name: with_size(shape, sizes.get(unknown_kind(shape), 0), 1)
+                             for name, shape in templates.items()})
+
+
+def rejection(probe: Probe, shapes: dict[str, tuple]) -> str:
+    """Why the model rejects inputs of these shapes ('' when it accepts them)."""
     try:
         probe(shapes)
     except Exception as error:  # noqa: BLE001 - any failure means "does not fit"
@@ -112,29 +115,45 @@ def model_probe(model, dtypes: dict[str, str]) -> Probe:
     from exporter.kmodel import input_specs
 
     order = [spec.name for spec in input_specs(model)]  # the model's order, not the caller's
+    if type(model).__module__.startswith("tf_keras"):
+        every_layer = _every_layer_output(model)
+        return lambda shapes: _check_sizes(_tf_keras_output_shapes(
+            every_layer, [shapes[name] for name in order]))
+    return lambda shapes: _keras3_probe(model, {name: shapes[name] for name in order}, dtypes)
+
+
+def call_probe(run: Callable, dtypes: dict[str, str]) -> Probe:
+    """Call a model on zeros (a SavedModel signature has no architecture to read). Empty
+    intermediate results do not raise on every CPU kernel, but their pooled values are NaN or
+    infinite: an output that is not finite on zeros rejects the size too."""
 
     def probe(shapes: dict[str, tuple]) -> None:
-        ordered = {name: shapes[name] for name in order}
-        if type(model).__module__.startswith("tf_keras"):
-            _check_sizes(_tf_keras_output_shapes(model, ordered))
-        else:
-            _keras3_probe(model, ordered, dtypes)
+        outputs = run({name: np.zeros(shape, dtype=dtypes[name]) for name, shape in shapes.items()})
+        _check_sizes(value.shape for value in outputs.values())
+        for name, value in outputs.items():
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise ValueError(f"output {name} is not finite on zeros (an empty intermediate?)")
 
     return probe
 
 
-def call_probe(run: Callable, dtypes: dict[str, str]) -> Probe:
-    """Call a model on zeros (for a SavedModel signature: there is no architecture to read)."""
-    return lambda shapes: _check_sizes(
-        value.shape for value in run({
-            name: np.zeros(shape, dtype=dtypes[name]) for name, shape in shapes.items()
-        }).values()
-    )
+def _every_layer_output(model):
+    """A tf-keras model whose outputs are every node's outputs: shape inference then shows
+    the empty intermediate results that a final global pooling would hide."""
+    from exporter.runtime import tf_keras_module
+
+    tensors = [tensor for nodes in getattr(model, "_nodes_by_depth", {}).values()
+               for node in nodes if not node.is_input for tensor in _flat(node.outputs)]
+    return tf_keras_module().Model(model.inputs, tensors) if tensors else model
 
 
-def _tf_keras_output_shapes(model, shapes: dict[str, tuple]):
-    listed = list(shapes.values())
-    result = model.compute_output_shape(listed if len(listed) > 1 else listed[0])
+def _flat(value) -> list:
+    return [item for part in value for item in _flat(part)] if isinstance(
+        value, (list, tuple)) else [value]
+
+
+def _tf_keras_output_shapes(model, shapes: list[tuple]):
+    result = model.compute_output_shape(shapes if len(shapes) > 1 else shapes[0])
     return result if isinstance(result, (list, tuple)) and not _is_shape(result) else [result]
 
 
