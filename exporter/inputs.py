@@ -288,7 +288,8 @@ def _embedding_fed_by(model, tensor, depth: int = 0) -> tuple[str, int] | None:
             for index, argument in enumerate(arguments):
                 if argument is not tensor:
                     continue
-                if type(layer).__name__ == "Embedding" and isinstance(layer.input_dim, int):
+                if type(layer).__name__ == "Embedding" and isinstance(
+                        getattr(layer, "input_dim", None), int):
                     return layer.name, layer.input_dim
                 inner = list(getattr(layer, "inputs", None) or [])
                 if hasattr(layer, "layers") and index < len(inner) and depth < 8:

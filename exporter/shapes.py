@@ -31,7 +31,7 @@ APPLICATION_SIZES = {
     "efficientnetb5": 456, "efficientnetb6": 528, "efficientnetb7": 600,
 }
 
-_ALPHA_AND_SIZE = re.compile(r"_\d\.\d+_\d+$")  # MobileNet names carry alpha and size
+_ALPHA_AND_SIZE = re.compile(r"_\d\.\d+_(\d+|none)$")  # MobileNet names carry alpha and size
 
 # name -> full shape (batch included) to try; raises when the model rejects those shapes.
 Probe = Callable[[dict[str, tuple]], None]

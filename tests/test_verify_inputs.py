@@ -284,3 +284,20 @@ def test_detection_survives_a_character_cut_by_the_sniffed_bytes(tmp_path, suffi
     path.write_bytes(data[:TEXT_SAMPLE])  # the cut is the end of the file: not UTF-8 text
     with pytest.raises(BadInputError, match="not a Keras artifact"):
         detect(path)
+
+
+def test_a_recognised_base_falls_back_to_its_default_size(tf_keras):
+    from exporter.shapes import choose_sizes, recognised_application
+
+    base = tf_keras.applications.MobileNet(weights=None, include_top=False, alpha=0.25,
+                                           input_shape=(None, None, 3))
+    assert recognised_application(base) == "mobilenet"
+    wrapper = tf_keras.Sequential([base, tf_keras.layers.GlobalAveragePooling2D()])
+    assert recognised_application(wrapper) == "mobilenet"
+
+    def refuse(shapes):
+        raise ValueError("no symbolic shapes here")
+
+    [choice] = choose_sizes({"x": (None, None, None, 3)}, refuse, "inception_v3").values()
+    assert (choice.size, choice.found, choice.application) == (299, False, "inception_v3")
+    assert choice.reason == "no symbolic shapes here"
