@@ -236,12 +236,21 @@ def test_a_candidate_that_rejects_the_inputs_fails_verification(keras3, fully_co
     assert "fails on inputs the reference accepts" in result.output
 
 
-def test_writer_failures_are_kexport_errors(keras3, tmp_path):
-    from exporter.convert import save_model
+def test_writer_failures_are_one_line_exit_2(fully_conv, tmp_path, monkeypatch):
+    """Whatever a writer raises (here TensorFlow refusing to trace) is one line, exit 2."""
+    from exporter.formats import savedmodel
 
-    model = downsampler(keras3)
-    with pytest.raises(BadInputError, match="cannot write x.keras as keras: "):
-        save_model(model, tmp_path / "missing" / "x.keras", "keras")
+    def refuse(model, path, options):
+        path.mkdir()
+        raise RuntimeError("Could not trace the serving function\nmore detail")
+
+    monkeypatch.setattr(savedmodel, "save", refuse)
+    result = run("convert", fully_conv, tmp_path / "out_sm")
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "error: cannot write out_sm as savedmodel: RuntimeError: Could not trace the serving "
+        "function Try another format with --to, or --debug for the traceback.")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bundle_warmup_uses_the_verified_shapes(fully_conv, tmp_path):

@@ -72,10 +72,11 @@ def loader_errors(path: Path, options=None):
 
 @contextlib.contextmanager
 def writer_errors(fmt: str, path: Path):
-    """Re-raise any writer exception as a kexport error: the model cannot be written as `fmt`."""
+    """Re-raise any writer exception as a kexport error: the model cannot be written as `fmt`.
+    OSErrors (disk full, permissions) pass: the staging folder words them (exporter.publish)."""
     try:
         yield
-    except KexportError:
+    except (KexportError, OSError):
         raise
     except Exception as error:
         raise BadInputError(
