@@ -116,9 +116,13 @@ def model_probe(model, dtypes: dict[str, str]) -> Probe:
 
     order = [spec.name for spec in input_specs(model)]  # the model's order, not the caller's
     if type(model).__module__.startswith("tf_keras"):
-        every_layer = _every_layer_output(model)
-        return lambda shapes: _check_sizes(_tf_keras_output_shapes(
-            every_layer, [shapes[name] for name in order]))
+        every_layer = []  # built on first use: most plans never probe
+
+        def probe(shapes: dict[str, tuple]) -> None:
+            every_layer[:] = every_layer or [_every_layer_output(model)]
+            _check_sizes(_tf_keras_output_shapes(every_layer[0], [shapes[n] for n in order]))
+
+        return probe
     return lambda shapes: _keras3_probe(model, {name: shapes[name] for name in order}, dtypes)
 
 

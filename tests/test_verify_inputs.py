@@ -310,3 +310,15 @@ def test_a_recognised_base_falls_back_to_its_default_size(tf_keras):
     [choice] = choose_sizes({"x": (None, None, None, 3)}, refuse, "inception_v3").values()
     assert (choice.size, choice.found, choice.application) == (299, False, "inception_v3")
     assert choice.reason == "no symbolic shapes here"
+
+
+def test_slice_plans_the_source_inputs(fully_conv, tmp_path):
+    found = run("slice", fully_conv, tmp_path / "a.keras", "--output", "conv2", "--json")
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)["report"]["inputs"] == {"image": [2, 64, 64, 3]}
+    given = run("slice", fully_conv, tmp_path / "b.keras", "--output", "conv2", "--json",
+                "--input-shape", "image=40,40,3")
+    assert given.exit_code == 0, given.output
+    report = json.loads(given.stdout)["report"]
+    assert report["inputs"] == {"image": [2, 40, 40, 3]}
+    assert report["input_sources"]["image"]["source"] == "--input-shape"
