@@ -155,14 +155,15 @@ def architecture(loaded: LoadedModel, specs: list[TensorSpec]):
 
 
 def plan_for(loaded: LoadedModel, inputs_file: Path | None = None,
-             input_shapes: dict | None = None, other: LoadedModel | None = None) -> InputPlan:
-    """The inputs to verify `loaded` on: from `inputs_file`, else planned from its architecture
-    (or `other`'s, when `loaded` has none), `--input-shape` first."""
+             input_shapes: dict | None = None, other: LoadedModel | None = None,
+             model=None) -> InputPlan:
+    """The inputs to verify `loaded` on: from `inputs_file`, else planned from `model`, its
+    architecture, or `other`'s when it has none; `--input-shape` first."""
     if inputs_file is not None:
         if input_shapes:
             raise BadInputError("--inputs fixes every input's shape; drop --input-shape.")
         return plan_from_file(Path(inputs_file), loaded.inputs)
-    model = architecture(loaded, loaded.inputs)
+    model = model or architecture(loaded, loaded.inputs)
     if model is None and other is not None:
         model = architecture(other, loaded.inputs)
     return plan_inputs(loaded.inputs, model, loaded.reference, input_shapes)

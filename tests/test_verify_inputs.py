@@ -312,10 +312,11 @@ def test_a_recognised_base_falls_back_to_its_default_size(tf_keras):
     assert choice.reason == "no symbolic shapes here"
 
 
-def test_slice_plans_the_source_inputs(fully_conv, tmp_path):
+def test_slice_plans_on_the_layers_it_keeps(fully_conv, tmp_path):
+    """Cut at conv2, the later stages that need 64x64 are gone: 32x32 (and 40x40) fit."""
     found = run("slice", fully_conv, tmp_path / "a.keras", "--output", "conv2", "--json")
     assert found.exit_code == 0, found.output
-    assert json.loads(found.stdout)["report"]["inputs"] == {"image": [2, 64, 64, 3]}
+    assert json.loads(found.stdout)["report"]["inputs"] == {"image": [2, 32, 32, 3]}
     given = run("slice", fully_conv, tmp_path / "b.keras", "--output", "conv2", "--json",
                 "--input-shape", "image=40,40,3")
     assert given.exit_code == 0, given.output
