@@ -46,7 +46,8 @@ class VerificationReport:
     rtol: float
     inputs: dict = field(default_factory=dict)  # name -> shape fed
     outputs: list[OutputComparison] = field(default_factory=list)
-    input_sources: dict = field(default_factory=dict)  # name -> dtype, values, where its shape came from
+    # name -> shape, dtype, kind of values, and where the shape came from
+    input_sources: dict = field(default_factory=dict)
     pairing: str = ""  # how the candidate's inputs were matched to the reference's
 
     def as_dict(self) -> dict:
@@ -66,12 +67,12 @@ class VerificationReport:
         return f"outputs differ (atol={self.atol:g}, rtol={self.rtol:g}): " + "; ".join(parts)
 
 
-def make_inputs(specs: list[TensorSpec], seed: int = 0, high: int | None = None) -> Tensors:
+def make_inputs(specs: list[TensorSpec], seed: int = 0, int_high: int | None = None) -> Tensors:
     """Seeded random inputs from input specs alone (no architecture: unknown dims get default
-    sizes); `high` bounds integer values."""
+    sizes); `int_high` bounds integer values."""
     plan = plan_inputs(specs)
     for choice in plan.choices:
-        choice.high = high or choice.high
+        choice.high = int_high or choice.high
     return plan.make(seed)
 
 
