@@ -213,6 +213,14 @@ def _check_plan(plan: InputPlan, probe) -> None:
         )
 
 
+def makeable(specs: list[TensorSpec]) -> bool:
+    """Whether random values can be made for every input (no string or resource inputs)."""
+    try:
+        return all(_numeric_dtype(spec) for spec in specs)
+    except BadInputError:
+        return False
+
+
 def _numeric_dtype(spec: TensorSpec) -> str:
     try:
         dtype = np.dtype(spec.dtype)

@@ -9,10 +9,14 @@ from exporter.convert import load_model, refuse_impossible, save_model
 from exporter.errors import BadInputError, VerificationError
 from exporter.formats import detect
 from exporter.formats.savedmodel import load_signature
+from exporter.inputs import makeable
 from exporter.loaded import LoadOptions
 from exporter.verify import plan_for, verify_loaded
 from serving.bundle_files import source_sha256
-from serving.warmup import write_warmup
+from serving.warmup import seeded_feed, warmup_feeds, write_expected_outputs, write_warmup
+
+# Warm-up records whose outputs are recorded for the runtime check (all are replayed at load).
+MAX_EXPECTED_RECORDS = 32
 
 
 def _refuse_links(root: Path) -> None:
@@ -57,12 +61,13 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
         if not report.passed:
             raise VerificationError(
                 f"model '{source.name}' version {version}: {report.summary()}", report=report)
+    # Warm-up requests and recorded outputs get the shapes verification found the model accepts.
+    plan = plan_for(reference, None, shapes) if makeable(reference.inputs) else None
     warmup = None
     if request.warmup:
-        # Warm-up requests get the shapes verification found the model accepts.
-        plan = None if request.warmup_inputs else plan_for(reference, None, shapes)
-        warmup = str(write_warmup(version_dir, source.name, written.inputs, request.warmup,
-                                  request.warmup_inputs, plan=plan).relative_to(version_dir))
+        warmup = warmup_feeds(written.inputs, request.warmup, request.warmup_inputs, plan)
+        write_warmup(version_dir, source.name, warmup)
+    expected = _record_expected_outputs(version_dir, written, warmup, plan)
     return {
         "source": str(source.path.resolve()),
         "source_format": detected.format,
@@ -71,5 +76,34 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
         "inputs": [spec.as_dict() for spec in written.inputs],
         "outputs": [spec.as_dict() for spec in written.outputs],
         "verified": bool(report and report.passed),
-        "warmup_records": request.warmup if warmup else 0,
+        "warmup_records": len(warmup) if warmup else 0,
+        "tensorflow_version": writer_tensorflow_version(version_dir),
+        "expected_outputs": expected,
     }
+
+
+def _record_expected_outputs(version_dir: Path, written, warmup: list | None, plan) -> bool:
+    """Record what the written model computes, for `--check-runtime`: on the first warm-up
+    requests, else on one seeded batch. False when no inputs can be made (string inputs
+    without warm-up records)."""
+    if warmup:
+        feeds = warmup[:MAX_EXPECTED_RECORDS]
+    else:
+        try:
+            feeds = [seeded_feed(written.inputs, 0, plan)]
+        except BadInputError:
+            return False
+    write_expected_outputs(version_dir, feeds, written.reference, from_warmup=bool(warmup))
+    return True
+
+
+def writer_tensorflow_version(version_dir: Path) -> str | None:
+    """The TensorFlow version that wrote a SavedModel, as its MetaGraphs record it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = version_dir / "saved_model.pb"
+    if not path.is_file():
+        return None  # a text-format saved_model.pbtxt: rare, and it records no writer
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    versions = sorted({m.meta_info_def.tensorflow_version for m in saved_model.meta_graphs} - {""})
+    return versions[0] if versions else None
