@@ -175,13 +175,15 @@ def _keras3_probe(model, shapes: dict[str, tuple], dtypes: dict[str, str]) -> No
     graph = getattr(model, "_functional", None) or model  # a Sequential keeps a functional graph
     if not hasattr(graph, "_run_through_graph"):
         _check_sizes(spec.shape for spec in keras.tree.flatten(
-            model.compute_output_spec(tensors if len(tensors) > 1 else tensors[0])))
+            model.compute_output_spec(tensors if len(tensors) > 1 else tensors[0]))
+            if getattr(spec, "shape", None) is not None)
         return
 
     def checked(operation):
         def compute(*args, **kwargs):
             result = operation.compute_output_spec(*args, **kwargs)
-            _check_sizes([spec.shape for spec in keras.tree.flatten(result)], operation.name)
+            _check_sizes([spec.shape for spec in keras.tree.flatten(result)
+                          if getattr(spec, "shape", None) is not None], operation.name)
             return result
 
         return compute
