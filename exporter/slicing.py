@@ -24,6 +24,7 @@ from exporter.convert import (
 )
 from exporter.errors import BadInputError, KexportError, UnknownLayerError, VerificationError
 from exporter.formats import check_format_name, format_for_destination
+from exporter.formats.failures import first_line
 from exporter.formats.keras_v3 import loaded_keras3
 from exporter.kmodel import input_specs, output_specs
 from exporter.layer_paths import Address, graph_of, is_nested_model, producer_node, resolve
@@ -321,6 +322,11 @@ def slice_artifact(
         raise UnknownLayerError(
             error.message, hint=f"List the layer names with `kexport inspect {source}`."
         ) from None
+    except KexportError:
+        raise
+    except Exception as error:  # Keras refusing the cut graph: one line, not a traceback
+        raise BadInputError(f"cannot cut {source} at {', '.join(outputs)}: "
+                            f"{type(error).__name__}: {first_line(error)}") from error
     check = None
     if verify:
         def check(written) -> VerificationReport:
