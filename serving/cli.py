@@ -205,10 +205,9 @@ def serve(
         "--monitoring-config-file", "--monitoring_config_file",
         help="A MonitoringConfig text proto; prometheus_config serves metrics on the REST "
         "port.")] = None,
-    enable_batching: Annotated[bool | None, typer.Option(
+    enable_batching: Annotated[bool, typer.Option(
         "--enable-batching/--no-enable-batching", "--enable_batching",
-        help="Batch concurrent requests on the server (default: as a bundle asks).",
-        show_default=False)] = None,
+        help="Batch concurrent requests on the server.")] = False,
     batching_parameters_file: Annotated[Path | None, typer.Option(
         "--batching-parameters-file", "--batching_parameters_file",
         help="A BatchingParameters text proto (batching.config).")] = None,

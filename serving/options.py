@@ -3,8 +3,8 @@
 `ServeOptions` is what `start_server` reads; the CLI fills it from kexport's options and TF
 Serving's flags (serving/tfs_flags.py). Config files named by flags are read here, before any
 model loads, so a bad file fails start-up in a fraction of a second: the monitoring config
-(`MonitoringConfig`) and the SSL config (`SSLConfig`), text protos as TF Serving reads them.
-No TensorFlow here.
+(`MonitoringConfig`), the SSL config (`SSLConfig`) and the batching parameters
+(`BatchingParameters`), all text protos as TF Serving reads them. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 @dataclass
 class BatchingOptions:
-    """TF Serving's batching flags as given; the batching itself parses and runs them.
+    """TF Serving's --enable_batching and --batching_parameters_file, parsed.
 
     Attributes:
-        enabled: --enable_batching; None when the command line does not say (a bundle built with
-            `kexport bundle --batching` then decides, as its container would).
-        parameters_file: --batching_parameters_file (a BatchingParameters text proto); TF Serving
-            reads it only with --enable_batching.
+        enabled: --enable_batching.
+        parameters: the BatchingParameters text proto (`serving.protos.server_config_pb2`);
+            None when no file was given (TF Serving's defaults apply).
+        parameters_file: where `parameters` came from.
         per_model: --enable_per_model_batching_parameters (a `batching_params.pbtxt` per version).
     """
 
-    enabled: bool | None = None
+    enabled: bool = False
+    parameters: object = None
     parameters_file: Path | None = None
     per_model: bool = False
 
@@ -90,7 +91,7 @@ class ServeOptions:
 def serve_options(path: Path | None, *, model_base_path: Path | None = None,
                   model_config_file: Path | None = None, ssl_config_file: Path | None = None,
                   tls_cert: Path | None = None, tls_key: Path | None = None,
-                  monitoring_config_file: Path | None = None, enable_batching: bool | None = None,
+                  monitoring_config_file: Path | None = None, enable_batching: bool = False,
                   batching_parameters_file: Path | None = None, per_model_batching: bool = False,
                   grpc_channel_arguments: str = "", **fields) -> ServeOptions:
     """ServeOptions from the command line: where the models are, and the config files read.
@@ -160,13 +161,16 @@ def prometheus_path(monitoring_config_file: str | Path | None) -> str | None:
     return path
 
 
-def batching_options(enabled: bool | None, parameters_file: str | Path | None,
+def batching_options(enabled: bool, parameters_file: str | Path | None,
                      per_model: bool = False) -> BatchingOptions:
-    """BatchingOptions from the flags; a parameters file that cannot be read fails start-up."""
-    if parameters_file and not Path(parameters_file).is_file():
-        raise BadInputError(f"cannot read --batching_parameters_file {parameters_file}: no such "
-                            "file.")
-    return BatchingOptions(enabled, Path(parameters_file) if parameters_file else None, per_model)
+    """Read --batching_parameters_file (when given) into BatchingOptions."""
+    if not parameters_file:
+        return BatchingOptions(enabled, None, None, per_model)
+    from serving.protos import server_config_pb2
+
+    parameters = read_text_proto(parameters_file, server_config_pb2.BatchingParameters(),
+                                 "--batching_parameters_file")
+    return BatchingOptions(enabled, parameters, Path(parameters_file), per_model)
 
 
 def ssl_credentials(ssl_config_file: str | Path | None):

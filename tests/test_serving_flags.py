@@ -75,19 +75,16 @@ def test_config_files_are_read_into_the_options(tmp_path):
                             batching_parameters_file=FIXTURES / "batching_config.txt",
                             rest_port=0)
     assert options.path == HALF_PLUS_TWO and options.prometheus_path == "/metrics"
-    assert options.batching.enabled
-    assert options.batching.parameters_file == FIXTURES / "batching_config.txt"
-    assert serve_options(None, model_base_path=HALF_PLUS_TWO).batching.enabled is None
+    parameters = options.batching.parameters
+    assert options.batching.enabled and parameters.max_batch_size.value == 128
+    assert (parameters.batch_timeout_micros.value, parameters.num_batch_threads.value) == (0, 8)
     off = serve_options(None, model_base_path=HALF_PLUS_TWO,
                         monitoring_config_file=FIXTURES / "monitoring_config.txt")
     assert off.prometheus_path == "/monitoring/prometheus/metrics"
-    with pytest.raises(BadInputError, match="cannot read --batching_parameters_file"):
-        serve_options(None, model_base_path=HALF_PLUS_TWO,
-                      batching_parameters_file=tmp_path / "missing.config")
     with pytest.raises(BadInputError, match="Error parsing text-format "
-                                            "tensorflow.serving.MonitoringConfig"):
+                                            "tensorflow.serving.BatchingParameters"):
         serve_options(None, model_base_path=HALF_PLUS_TWO,
-                      monitoring_config_file=FIXTURES / "bad_model_config.txt")
+                      batching_parameters_file=FIXTURES / "bad_model_config.txt")
     with pytest.raises(BadInputError, match="Pass PATH, or TF Serving's --model_base_path"):
         serve_options(tmp_path, model_config_file=tmp_path / "models.config")
     # The tensorflow/serving image passes a base path; a config file added to its CMD wins.

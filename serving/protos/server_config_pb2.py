@@ -23,19 +23,22 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"serving/protos/server_config.proto\x12\x0bkexport.tfs\"0\n\x10PrometheusConfig\x12\x0e\n\x06\x65nable\x18\x01 \x01(\x08\x12\x0c\n\x04path\x18\x02 \x01(\t\"L\n\x10MonitoringConfig\x12\x38\n\x11prometheus_config\x18\x01 \x01(\x0b\x32\x1d.kexport.tfs.PrometheusConfig\"^\n\tSSLConfig\x12\x12\n\nserver_key\x18\x01 \x01(\t\x12\x13\n\x0bserver_cert\x18\x02 \x01(\t\x12\x11\n\tcustom_ca\x18\x03 \x01(\t\x12\x15\n\rclient_verify\x18\x04 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"serving/protos/server_config.proto\x12\x0bkexport.tfs\x1a\x1egoogle/protobuf/wrappers.proto\"0\n\x10PrometheusConfig\x12\x0e\n\x06\x65nable\x18\x01 \x01(\x08\x12\x0c\n\x04path\x18\x02 \x01(\t\"L\n\x10MonitoringConfig\x12\x38\n\x11prometheus_config\x18\x01 \x01(\x0b\x32\x1d.kexport.tfs.PrometheusConfig\"^\n\tSSLConfig\x12\x12\n\nserver_key\x18\x01 \x01(\t\x12\x13\n\x0bserver_cert\x18\x02 \x01(\t\x12\x11\n\tcustom_ca\x18\x03 \x01(\t\x12\x15\n\rclient_verify\x18\x04 \x01(\x08\"\xf1\x03\n\x12\x42\x61tchingParameters\x12\x33\n\x0emax_batch_size\x18\x01 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x39\n\x14\x62\x61tch_timeout_micros\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x39\n\x14max_enqueued_batches\x18\x03 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x36\n\x11num_batch_threads\x18\x04 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x36\n\x10thread_pool_name\x18\x05 \x01(\x0b\x32\x1c.google.protobuf.StringValue\x12\x1b\n\x13\x61llowed_batch_sizes\x18\x06 \x03(\x03\x12\"\n\x1apad_variable_length_inputs\x18\x07 \x01(\x08\x12@\n\x1c\x65nable_large_batch_splitting\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.BoolValue\x12=\n\x18max_execution_batch_size\x18\t \x01(\x0b\x32\x1b.google.protobuf.Int64Valueb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'serving.protos.server_config_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROMETHEUSCONFIG']._serialized_start=51
-  _globals['_PROMETHEUSCONFIG']._serialized_end=99
-  _globals['_MONITORINGCONFIG']._serialized_start=101
-  _globals['_MONITORINGCONFIG']._serialized_end=177
-  _globals['_SSLCONFIG']._serialized_start=179
-  _globals['_SSLCONFIG']._serialized_end=273
+  _globals['_PROMETHEUSCONFIG']._serialized_start=83
+  _globals['_PROMETHEUSCONFIG']._serialized_end=131
+  _globals['_MONITORINGCONFIG']._serialized_start=133
+  _globals['_MONITORINGCONFIG']._serialized_end=209
+  _globals['_SSLCONFIG']._serialized_start=211
+  _globals['_SSLCONFIG']._serialized_end=305
+  _globals['_BATCHINGPARAMETERS']._serialized_start=308
+  _globals['_BATCHINGPARAMETERS']._serialized_end=805
 # @@protoc_insertion_point(module_scope)
