@@ -220,7 +220,8 @@ def serve(
     signature_method_check: Annotated[bool, typer.Option(
         "--signature-method-name-check/--no-signature-method-name-check",
         "--enable_signature_method_name_check",
-        help="Check SignatureDef method names on Classify and Regress.")] = True,
+        help="Check SignatureDef method names on Classify and Regress (off by default, as in "
+        "TF Serving, so TF2 exports can classify).")] = False,
     labels_for_unavailable: Annotated[bool, typer.Option(
         "--labels-for-unavailable-models/--no-labels-for-unavailable-models",
         "--allow_version_labels_for_unavailable_models",

@@ -83,7 +83,7 @@ class ServeOptions:
     channel_arguments: list = field(default_factory=list)
     batching: BatchingOptions = field(default_factory=BatchingOptions)
     prefer_tflite_model: bool = False
-    signature_method_check: bool = True
+    signature_method_check: bool = False  # TF Serving's default (server.h)
     labels_for_unavailable: bool = False
     tuning_flags: tuple[str, ...] = ()
 
