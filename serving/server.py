@@ -1,7 +1,7 @@
 """A local gRPC server that speaks TF Serving's API over a model repository or bundle.
 
-PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus) are served with
-TF Serving's status codes and messages; Classify, Regress and MultiInference answer UNIMPLEMENTED.
+PredictionService (Predict, Classify, Regress, MultiInference, GetModelMetadata) and ModelService
+(GetModelStatus) are served with TF Serving's status codes and messages.
 It is a stand-in for development and CI on machines without a container engine; production is
 the tensorflow/serving container.
 
@@ -26,11 +26,20 @@ from pathlib import Path
 import grpc
 
 from exporter.errors import BadInputError, ServingError
-from serving import memory
+from serving import inference, memory
+from serving.batching import BatchingConfig, read_batching_config
 from serving.manager import ModelManager
-from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+from serving.protos import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_pb2,
+    predict_pb2,
+    regression_pb2,
+)
 from serving.repository import load_repository
-from serving.servable import RpcFailure
+from serving.servable import LoadOptions, RpcFailure
 
 log = logging.getLogger("kexport.serving")
 
@@ -72,7 +81,8 @@ class RunningServer:
 def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
                  model_name: str = "default", poll_seconds: float = 1.0,
                  tensor_content: bool = False, max_workers: int = 16, warmup: bool = True,
-                 credentials: grpc.ServerCredentials | None = None) -> RunningServer:
+                 credentials: grpc.ServerCredentials | None = None, batching=None,
+                 prefer_tflite: bool = False, method_name_check: bool = False) -> RunningServer:
     """Load the models under PATH and start serving them; return once they are loaded.
 
     Args:
@@ -85,12 +95,22 @@ def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
         max_workers: requests handled at once.
         warmup: replay warm-up records when a version loads.
         credentials: serve TLS with these (`grpc.ssl_server_credentials`); plain text when None.
+        batching: merge concurrent calls per signature (--enable_batching): a
+            `serving.batching.BatchingConfig`, or the path of a BatchingParameters text file
+            (--batching_parameters_file); None for no batching.
+        prefer_tflite: serve a version's model.tflite when it has one (--prefer_tflite_model).
+        method_name_check: Classify/Regress demand the signature's method_name
+            (--enable_signature_method_name_check).
 
     Raises:
         BadInputError: PATH or its models.config is invalid.
         ServingError: the address cannot be bound.
     """
-    manager = ModelManager(load_repository(path, model_name), warmup=warmup)
+    if batching is not None and not isinstance(batching, BatchingConfig):
+        batching = read_batching_config(batching)
+    options = LoadOptions(warmup=warmup, prefer_tflite=prefer_tflite, batching=batching,
+                          method_name_check=method_name_check)
+    manager = ModelManager(load_repository(path, model_name), options=options)
     manager.refresh()
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
@@ -144,7 +164,8 @@ def tls_credentials(cert: str | Path | None, key: str | Path | None):
 def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
           model_name: str = "default", poll_seconds: float = 1.0, tensor_content: bool = False,
           *, max_workers: int = 16, warmup: bool = True, on_ready=None,
-          credentials: grpc.ServerCredentials | None = None) -> None:
+          credentials: grpc.ServerCredentials | None = None, batching=None,
+          prefer_tflite: bool = False, method_name_check: bool = False) -> None:
     """Serve until SIGTERM or Ctrl-C, then stop cleanly; "serving on HOST:PORT" goes to stderr.
 
     Arguments are those of `start_server`; `on_ready(running)` is called once serving (e.g. to
@@ -166,7 +187,9 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
             logging.getLogger(name).setLevel(logging.ERROR)
     running = start_server(path, host=host, port=port, model_name=model_name,
                            poll_seconds=poll_seconds, tensor_content=tensor_content,
-                           max_workers=max_workers, warmup=warmup, credentials=credentials)
+                           max_workers=max_workers, warmup=warmup, credentials=credentials,
+                           batching=batching, prefer_tflite=prefer_tflite,
+                           method_name_check=method_name_check)
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -186,19 +209,27 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
 
 def _handlers(manager: ModelManager, tensor_content: bool):
     def predict(request):
-        if not request.HasField("model_spec"):
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
-        servable = manager.resolve(request.model_spec)
-        return servable.predict(request, tensor_content=tensor_content)
+        return _resolve(manager, request).predict(request, tensor_content=tensor_content)
+
+    def multi_inference(request):
+        # TF Serving resolves the model from the first task's spec (multi_inference_helper.cc).
+        spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+        servable = manager.resolve(spec)
+        return inference.multi_inference(servable, request)
 
     prediction = {
         "Predict": _unary(predict, predict_pb2.PredictRequest, predict_pb2.PredictResponse),
+        "Classify": _unary(lambda r: inference.classify(_resolve(manager, r), r),
+                           classification_pb2.ClassificationRequest,
+                           classification_pb2.ClassificationResponse),
+        "Regress": _unary(lambda r: inference.regress(_resolve(manager, r), r),
+                          regression_pb2.RegressionRequest, regression_pb2.RegressionResponse),
+        "MultiInference": _unary(multi_inference, inference_pb2.MultiInferenceRequest,
+                                 inference_pb2.MultiInferenceResponse),
         "GetModelMetadata": _unary(lambda r: _metadata(manager, r),
                                    get_model_metadata_pb2.GetModelMetadataRequest,
                                    get_model_metadata_pb2.GetModelMetadataResponse),
     }
-    for method in ("Classify", "Regress", "MultiInference"):
-        prediction[method] = _unimplemented(method)
     model = {
         "GetModelStatus": _unary(lambda r: _status(manager, r),
                                  get_model_status_pb2.GetModelStatusRequest,
@@ -207,6 +238,13 @@ def _handlers(manager: ModelManager, tensor_content: bool):
     }
     return (grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", prediction),
             grpc.method_handlers_generic_handler("tensorflow.serving.ModelService", model))
+
+
+def _resolve(manager: ModelManager, request):
+    """The version a request's ModelSpec names; "Missing ModelSpec" as TF Serving without one."""
+    if not request.HasField("model_spec"):
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+    return manager.resolve(request.model_spec)
 
 
 def _metadata(manager: ModelManager, request):
@@ -289,7 +327,11 @@ def _unimplemented(method: str):
 def _log_request(method: str, request, started: float, outcome: str) -> None:
     if not log.isEnabledFor(logging.DEBUG):
         return
-    spec = request.model_spec
+    spec = request.tasks[0].model_spec if hasattr(request, "tasks") and request.tasks else (
+        getattr(request, "model_spec", None))
+    if spec is None:
+        log.debug("%s %.1f ms %s", method, (time.perf_counter() - started) * 1e3, outcome)
+        return
     which = spec.WhichOneof("version_choice")
     version = {"version": lambda: spec.version.value, "version_label": lambda: spec.version_label,
                None: lambda: "latest"}[which]()

@@ -1,0 +1,171 @@
+"""How a loaded model version computes: a runner takes input arrays by signature alias and returns
+the output arrays asked for, whatever loaded the model.
+
+- `FunctionRunner`: TF2's `tf.saved_model.load` and its signature functions;
+- `SessionRunner`: TF1's session loader (`tf.compat.v1.saved_model.loader.load`), used, as TF
+  Serving's C++ server does, for old graphs the TF2 loader refuses (e.g. TF Serving's own
+  `saved_model_half_plus_three`: "Shapes must be equal rank");
+- `serving.tflite.TfliteRunner`: a `model.tflite` (`--prefer_tflite_model`);
+- `serving.batching.BatchingRunner`: merges concurrent calls in front of any of these.
+
+Every runner raises `RpcFailure` with TensorFlow's code and message when a call fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from serving.rpc import RpcFailure, one_line
+
+log = logging.getLogger("kexport.serving")
+
+SERVE_TAG = "serve"
+# TensorFlow's error codes are the gRPC status codes.
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class FunctionRunner:
+    """Signatures of a SavedModel loaded by TF2's `tf.saved_model.load`."""
+
+    kind = "TF2 SavedModel"
+
+    def __init__(self, loaded):
+        self._loaded = loaded  # owns the variables the functions capture
+        self._functions = dict(loaded.signatures)
+
+    def has_signature(self, name: str) -> bool:
+        return name in self._functions
+
+    def run(self, signature: str, feeds: dict[str, np.ndarray], fetch: list[str]) -> dict:
+        """Call a signature function with `feeds`; return the `fetch` outputs as arrays."""
+        import tensorflow as tf
+
+        function = self._functions[signature]
+        _check_dtypes(function, feeds)
+        try:
+            results = function(**{alias: tf.convert_to_tensor(arr) for alias, arr in feeds.items()})
+        except tf.errors.OpError as err:
+            raise op_failure(err) from None
+        except (TypeError, ValueError) as err:  # shape or structure refused by the Python wrapper
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, one_line(err)) from None
+        return {alias: results[alias].numpy() for alias in fetch}
+
+
+class SessionRunner:
+    """Signatures of a TF1 SavedModel run in its own `tf.compat.v1.Session`, as TF Serving's
+    SavedModelBundle does: feeds and fetches by the tensor names of the SignatureDef.
+
+    A callable is made per (signature, inputs, outputs) combination: unlike `Session.run`, it
+    does not check fed shapes against the placeholders' static shapes in Python, which the C++
+    session (and so TF Serving) does not do either.
+    """
+
+    kind = "TF1 SavedModel (session)"
+
+    def __init__(self, session, signature_defs: dict):
+        self._session = session
+        self._signature_defs = signature_defs  # TensorFlow's own SignatureDef messages
+        self._callables: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def has_signature(self, name: str) -> bool:
+        return name in self._signature_defs
+
+    def run(self, signature: str, feeds: dict[str, np.ndarray], fetch: list[str]) -> dict:
+        """Run the session on a signature's tensors; return the `fetch` outputs as arrays."""
+        import tensorflow as tf
+
+        aliases = tuple(feeds)
+        call = self._callable(signature, aliases, tuple(fetch))
+        try:
+            values = call(*(feeds[alias] for alias in aliases))
+        except tf.errors.OpError as err:
+            raise op_failure(err) from None
+        except (TypeError, ValueError) as err:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, one_line(err)) from None
+        return dict(zip(fetch, values))
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _callable(self, signature: str, inputs: tuple, outputs: tuple):
+        key = (signature, inputs, outputs)
+        with self._lock:
+            if key not in self._callables:
+                from tensorflow.core.protobuf import config_pb2
+
+                sig = self._signature_defs[signature]
+                options = config_pb2.CallableOptions(
+                    feed=[sig.inputs[alias].name for alias in inputs],
+                    fetch=[sig.outputs[alias].name for alias in outputs])
+                self._callables[key] = self._session._make_callable_from_options(options)
+            return self._callables[key]
+
+
+def _check_dtypes(function, feeds: dict[str, np.ndarray]) -> None:
+    """Refuse inputs of another dtype than the function's, with the message TensorFlow's
+    runtime gives TF Serving (the Python wrapper's own is worded differently)."""
+    from serving import tensors
+
+    specs = function.structured_input_signature[1]
+    for index, alias in enumerate(sorted(feeds)):
+        spec = specs.get(alias)
+        if spec is None:
+            continue
+        expected = spec.dtype.as_datatype_enum
+        sent = tensors.dtype_from_numpy(feeds[alias].dtype)
+        if sent != expected:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, (
+                f"Expects arg[{index}] to be {tensors.dtype_name(expected)} but "
+                f"{tensors.dtype_name(sent)} is provided"))
+
+
+def load_savedmodel(path: Path):
+    """Load a SavedModel version folder: TF2's loader first, TF1's session loader when it fails.
+
+    Returns:
+        A FunctionRunner or SessionRunner.
+
+    Raises:
+        RuntimeError: neither loader can load it; the message names both failures.
+    """
+    from exporter.runtime import tf_module
+
+    tf = tf_module()  # quiet start-up: TensorFlow's C++ banners stay off stderr
+    try:
+        return FunctionRunner(tf.saved_model.load(str(path), tags=[SERVE_TAG]))
+    except Exception as err:  # noqa: BLE001 -- TF raises many types for broken SavedModels
+        tf2_error = one_line(err)
+    try:
+        runner = load_session(path)
+    except Exception as err:  # both failures are reported together
+        raise RuntimeError(f"Loading {path} failed: {tf2_error} (the TF1 session loader failed "
+                           f"too: {one_line(err)})") from err
+    log.info("%s: the TF2 loader failed (%s); loaded with the TF1 session loader", path,
+             tf2_error[:200])
+    return runner
+
+
+def load_session(path: Path) -> SessionRunner:
+    """Load a SavedModel with TF1's loader into a session of its own graph."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    try:
+        with graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, [SERVE_TAG], str(path))
+    except BaseException:
+        session.close()
+        raise
+    return SessionRunner(session, dict(meta_graph.signature_def))
+
+
+def op_failure(err) -> RpcFailure:
+    """A TensorFlow OpError as TF Serving returns it: its code and first-line message."""
+    return RpcFailure(_CODES.get(err.error_code, grpc.StatusCode.UNKNOWN), one_line(err.message))
