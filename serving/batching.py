@@ -89,6 +89,39 @@ def read_batching_config(path: str | Path) -> BatchingConfig:
     return parse_batching_config(text, str(path))
 
 
+def batching_config(option, served: str | Path | None = None) -> BatchingConfig | None:
+    """The batching a server runs with.
+
+    Args:
+        option: a BatchingConfig; a BatchingParameters file path; True for the defaults; False
+            for none; None to follow the served bundle (see below).
+        served: what the server serves. A bundle written by `kexport bundle --batching` runs its
+            container with --enable_batching and its batching.config, so serving it locally
+            batches the same way.
+    """
+    if option is None and served is not None:
+        bundle = Path(served)
+        config = bundle / "batching.config"
+        if config.is_file() and _bundle_asks_batching(bundle):
+            log.info("batching as the bundle asks (%s)", config)
+            return read_batching_config(config)
+        return None
+    if option is True:
+        return BatchingConfig()
+    if option is None or option is False or isinstance(option, BatchingConfig):
+        return option or None
+    return read_batching_config(option)
+
+
+def _bundle_asks_batching(bundle: Path) -> bool:
+    import json
+
+    try:
+        return bool(json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("batching"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _check(config: BatchingConfig, source: str) -> None:
     for name in ("max_batch_size", "num_batch_threads", "max_enqueued_batches"):
         if getattr(config, name) < 1:
@@ -134,6 +167,8 @@ class BatchingRunner:
         self.inner = inner
         self.config = config
         self.kind = f"{inner.kind}, batched"
+        self.calls = 0  # calls answered, and runs of the inner runner that answered them
+        self.runs = 0
         self._queues: dict[tuple, deque[_Call]] = {}
         self._queued = 0
         self._cond = threading.Condition()
@@ -261,12 +296,19 @@ class BatchingRunner:
             for call in calls:
                 self._run_alone(signature, fetch, call)
             return
+        self._count(len(calls), 1)
         start = 0
         for call in calls:
             call.finish({alias: out[start:start + call.size] for alias, out in outputs.items()})
             start += call.size
 
+    def _count(self, calls: int, runs: int) -> None:
+        with self._cond:
+            self.calls += calls
+            self.runs += runs
+
     def _run_alone(self, signature: str, fetch: list[str], call: _Call) -> None:
+        self._count(1, 1)
         try:
             call.finish(self.inner.run(signature, call.feeds, fetch))
         except BaseException as err:  # noqa: BLE001 -- handed to the waiting caller

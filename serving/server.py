@@ -27,7 +27,7 @@ import grpc
 
 from exporter.errors import BadInputError, ServingError
 from serving import inference, memory
-from serving.batching import BatchingConfig, read_batching_config
+from serving.batching import batching_config
 from serving.manager import ModelManager
 from serving.protos import (
     classification_pb2,
@@ -96,8 +96,9 @@ def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
         warmup: replay warm-up records when a version loads.
         credentials: serve TLS with these (`grpc.ssl_server_credentials`); plain text when None.
         batching: merge concurrent calls per signature (--enable_batching): a
-            `serving.batching.BatchingConfig`, or the path of a BatchingParameters text file
-            (--batching_parameters_file); None for no batching.
+            `serving.batching.BatchingConfig`, the path of a BatchingParameters text file
+            (--batching_parameters_file), True for TF Serving's defaults, False for none; None
+            batches as a bundle built with `kexport bundle --batching` asks (its batching.config).
         prefer_tflite: serve a version's model.tflite when it has one (--prefer_tflite_model).
         method_name_check: Classify/Regress demand the signature's method_name
             (--enable_signature_method_name_check).
@@ -106,9 +107,8 @@ def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
         BadInputError: PATH or its models.config is invalid.
         ServingError: the address cannot be bound.
     """
-    if batching is not None and not isinstance(batching, BatchingConfig):
-        batching = read_batching_config(batching)
-    options = LoadOptions(warmup=warmup, prefer_tflite=prefer_tflite, batching=batching,
+    options = LoadOptions(warmup=warmup, prefer_tflite=prefer_tflite,
+                          batching=batching_config(batching, path),
                           method_name_check=method_name_check)
     manager = ModelManager(load_repository(path, model_name), options=options)
     manager.refresh()
