@@ -191,6 +191,11 @@ def read_signature_defs(path: Path) -> dict:
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved_model = saved_model_pb2.SavedModel()
+    if not (path / "saved_model.pb").is_file() and not (path / "saved_model.pbtxt").is_file():
+        hint = (" (it holds model.tflite: serve it with --prefer_tflite_model)"
+                if (path / TFLITE_FILE).is_file() else "")
+        raise RuntimeError("Could not find SavedModel .pb or .pbtxt at supplied export directory "
+                           f"path: {path}{hint}")
     try:
         if (path / "saved_model.pb").is_file():
             saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
