@@ -1,6 +1,6 @@
 """gRPC client for TF Serving's PredictionService and ModelService, without TensorFlow.
 
-Library: `PredictClient` (signatures, status, predict, batched predict); files are read and
+Library: `PredictClient` (signatures, status, predict, batched predict, classify, regress); files are read and
 rendered by `serving.client_cli.run_predict`, which the script and `kexport predict` share.
 Script: `python serving/client.py --target HOST:PORT --model NAME FILE ...` (see `--help`).
 
@@ -35,18 +35,27 @@ import numpy as np
 
 from exporter.errors import BadInputError, ServingError, close_matches
 from serving import tensors
-from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+from serving.client_examples import ExampleMethods, ExampleResults
+from serving.protos import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+    regression_pb2,
+)
 from serving.signatures import Signature, TensorSpec, signatures_from_metadata
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["PredictClient", "Prediction", "Signature", "TensorSpec", "VersionStatus", "main",
-           "split_batches"]
+__all__ = ["ExampleResults", "PredictClient", "Prediction", "Signature", "TensorSpec",
+           "VersionStatus", "main", "split_batches"]
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
 GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
+CLASSIFY = "/tensorflow.serving.PredictionService/Classify"
+REGRESS = "/tensorflow.serving.PredictionService/Regress"
 DEFAULT_SIGNATURE = "serving_default"
 # gRPC refuses messages over 4 MiB by default, the most common client failure with images.
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
@@ -82,7 +91,7 @@ class VersionStatus:
     error_message: str
 
 
-class PredictClient:
+class PredictClient(ExampleMethods):
     """A connection to a TF Serving-compatible gRPC endpoint.
 
     Args:
@@ -109,6 +118,8 @@ class PredictClient:
         self._predict = self._method(PREDICT, predict_pb2.PredictResponse)
         self._metadata = self._method(GET_MODEL_METADATA, get_model_metadata_pb2.GetModelMetadataResponse)
         self._status = self._method(GET_MODEL_STATUS, get_model_status_pb2.GetModelStatusResponse)
+        self._classify = self._method(CLASSIFY, classification_pb2.ClassificationResponse)
+        self._regress = self._method(REGRESS, regression_pb2.RegressionResponse)
 
     def __enter__(self) -> Self:
         return self

@@ -1,0 +1,100 @@
+"""Classify and Regress from the TF-free client: the library, `kexport predict --method`, and the
+standalone script (without TensorFlow), against a real server on 127.0.0.1:0 serving TF Serving's
+half_plus_two (MANIFEST.md: classify_x_to_y scores 0.5x + 2, regress_x_to_y2 gives 0.5x + 3);
+results in TF Serving's REST shape."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from exporter.errors import BadInputError, ServingError
+from serving.client import PredictClient
+from serving.examples import example
+from serving.server import start_server
+from tests.cli_helpers import one_error_line, run
+from tests.conftest import REPO, SHARED_FIXTURES
+
+HALF_PLUS_TWO = SHARED_FIXTURES / "tfserving" / "saved_model_half_plus_two_cpu"
+SCRIPT = REPO / "serving" / "client.py"
+
+
+@pytest.fixture(scope="module")
+def target():
+    assert HALF_PLUS_TWO.is_dir(), f"TF Serving test model expected at {HALF_PLUS_TWO}"
+    running = start_server(HALF_PLUS_TWO, port=0, poll_seconds=0, model_name="half")
+    yield running.address
+    running.stop()
+
+
+def test_client_classify_and_regress(target):
+    with PredictClient(target) as client:
+        classified = client.classify("half", [{"x": 2.0}, {"x": 4.0}], signature="classify_x_to_y")
+        regressed = client.regress("half", [{"other": 1}], context={"x": 2.0},
+                                   signature="regress_x_to_y2", version=123)
+    assert classified.results == [[["", 3.0]], [["", 4.0]]]  # TF Serving's REST shape
+    assert (classified.version, classified.signature) == (123, "classify_x_to_y")
+    assert regressed.results == [4.0]
+
+
+def test_client_errors_carry_tf_serving_messages(target):
+    with PredictClient(target) as client, pytest.raises(ServingError) as err:
+        client.regress("half", [{"x": 2.0}], signature="classify_x_to_y")
+    assert err.value.exit_code == 4
+    assert "Regress on model 'half' failed with INVALID_ARGUMENT: No regression outputs found" \
+        in str(err.value)
+
+
+def test_feature_kinds_follow_tf_serving_json_rules():
+    made = example({"f": 2.5, "i": 3, "mixed": [1, 2.5], "s": "cat", "b": {"b64": "AAE="},
+                    "ints": [1, 2]}).features.feature
+    assert list(made["f"].float_list.value) == [2.5]
+    assert list(made["i"].int64_list.value) == [3]
+    assert list(made["mixed"].float_list.value) == [1.0, 2.5]
+    assert list(made["s"].bytes_list.value) == [b"cat"]
+    assert list(made["b"].bytes_list.value) == [b"\x00\x01"]
+    assert list(made["ints"].int64_list.value) == [1, 2]
+    for bad in ({"x": [1, "a"]}, {"x": None}, {"x": []}, {"x": {"b64": "!!"}}, [1.0]):
+        with pytest.raises(BadInputError):
+            example(bad)
+
+
+def test_kexport_predict_classify(target, tmp_path):
+    examples = tmp_path / "examples.json"
+    examples.write_text(json.dumps({"examples": [{"x": 2.0}, {"x": 0.0}]}))
+    result = run("predict", "--model", "half", "--target", target, "--method", "classify",
+                 "--signature", "classify_x_to_y", examples)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"results": [[["", 3.0]], [["", 2.0]]]}
+    result = run("predict", "--model", "half", "--target", target, "--method", "regress",
+                 "--signature", "serving_default", examples)
+    assert result.exit_code == 4
+    assert one_error_line(result).startswith(
+        "error: Regress on model 'half' failed with INVALID_ARGUMENT: No regression inputs found")
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    result = run("predict", "--model", "half", "--target", target, "--method", "regress", empty)
+    assert result.exit_code == 2
+    assert "No examples given" in one_error_line(result)
+
+
+def test_script_regresses_without_tensorflow(target, tmp_path):
+    examples = tmp_path / "examples.json"
+    examples.write_text(json.dumps([{"x": 1.0}, {"x": 5.0}]))
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['client.py', '--target', '{target}', '--model', 'half', "
+             f"'--method', 'regress', '--signature', 'regress_x_to_y', '{examples}']\n"
+             "try:\n"
+             f"    runpy.run_path('{SCRIPT}', run_name='__main__')\n"
+             "except SystemExit as exit:\n"
+             "    assert exit.code == 0, exit.code\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('tensorflow', 'tensorflow_serving', 'keras'))\n"
+             "assert not heavy, heavy\n")
+    checked = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout.splitlines()[-1]) == {"results": [2.5, 4.5]}
