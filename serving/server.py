@@ -209,7 +209,7 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
 
 def _handlers(manager: ModelManager, tensor_content: bool):
     def predict(request):
-        return _resolve(manager, request).predict(request, tensor_content=tensor_content)
+        return _resolve(manager, request).predict_wire(request, tensor_content=tensor_content)
 
     def multi_inference(request):
         # TF Serving resolves the model from the first task's spec (multi_inference_helper.cc).
@@ -218,22 +218,18 @@ def _handlers(manager: ModelManager, tensor_content: bool):
         return inference.multi_inference(servable, request)
 
     prediction = {
-        "Predict": _unary(predict, predict_pb2.PredictRequest, predict_pb2.PredictResponse),
+        "Predict": _unary(predict, predict_pb2.PredictRequest),
         "Classify": _unary(lambda r: inference.classify(_resolve(manager, r), r),
-                           classification_pb2.ClassificationRequest,
-                           classification_pb2.ClassificationResponse),
+                           classification_pb2.ClassificationRequest),
         "Regress": _unary(lambda r: inference.regress(_resolve(manager, r), r),
-                          regression_pb2.RegressionRequest, regression_pb2.RegressionResponse),
-        "MultiInference": _unary(multi_inference, inference_pb2.MultiInferenceRequest,
-                                 inference_pb2.MultiInferenceResponse),
+                          regression_pb2.RegressionRequest),
+        "MultiInference": _unary(multi_inference, inference_pb2.MultiInferenceRequest),
         "GetModelMetadata": _unary(lambda r: _metadata(manager, r),
-                                   get_model_metadata_pb2.GetModelMetadataRequest,
-                                   get_model_metadata_pb2.GetModelMetadataResponse),
+                                   get_model_metadata_pb2.GetModelMetadataRequest),
     }
     model = {
         "GetModelStatus": _unary(lambda r: _status(manager, r),
-                                 get_model_status_pb2.GetModelStatusRequest,
-                                 get_model_status_pb2.GetModelStatusResponse),
+                                 get_model_status_pb2.GetModelStatusRequest),
         "HandleReloadConfigRequest": _unimplemented("HandleReloadConfigRequest"),
     }
     return (grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", prediction),
@@ -292,7 +288,7 @@ def _status(manager: ModelManager, request):
     return response
 
 
-def _unary(handle, request_type, response_type):
+def _unary(handle, request_type):
     def behaviour(request, context):
         started = time.perf_counter()
         method = request_type.DESCRIPTOR.name.removesuffix("Request")
@@ -310,7 +306,12 @@ def _unary(handle, request_type, response_type):
 
     return grpc.unary_unary_rpc_method_handler(
         behaviour, request_deserializer=request_type.FromString,
-        response_serializer=response_type.SerializeToString)
+        response_serializer=_serialize)
+
+
+def _serialize(response) -> bytes:
+    # Predict replies come already serialized (Servable.predict_wire).
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def _unimplemented(method: str):

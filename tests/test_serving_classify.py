@@ -197,3 +197,32 @@ def test_method_name_check_refuses_predict_signatures(tmp_path):
     expected = ("Expected classification signature method_name to be "
                 "tensorflow/serving/classify. Was: tensorflow/serving/predict")
     assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, expected)
+
+
+def test_classify_and_regress_warmup_records_are_replayed(tmp_path, caplog):
+    import logging
+
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tests.test_serving_lifecycle import version_with_warmup
+
+    caplog.set_level(logging.INFO, logger="kexport.serving")
+    good = prediction_log_pb2.PredictionLog()
+    good.regress_log.request.model_spec.signature_name = "regress_x_to_y"
+    good.regress_log.request.input.example_list.examples.add().features.feature[
+        "x"].float_list.value.append(1.0)
+    bad = prediction_log_pb2.PredictionLog()  # serving_default cannot classify: the load fails
+    bad.classify_log.request.input.example_list.examples.add()
+    version_with_warmup(tmp_path / "good" / "1", [good, good])
+    version_with_warmup(tmp_path / "bad" / "1", [good, bad])
+    config = tmp_path / "models.config"
+    config.write_text(CONFIG.replace('"tf1"', '"good"').replace('"tf2"', '"bad"') % {
+        "tf1": tmp_path / "good", "tf2": tmp_path / "bad"})
+    running = start_server(config, port=0, poll_seconds=0)
+    try:
+        assert running.manager.available() == {"good": [1], "bad": []}
+        failed = running.manager.states("bad")[1]
+    finally:
+        running.stop()
+    assert "model good version 1: replayed 2 warm-up request(s)" in caplog.text
+    assert "with record 1: No classification inputs found in SignatureDef" in failed.error_message

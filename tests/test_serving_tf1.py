@@ -29,7 +29,7 @@ def running():
 def test_the_tf2_loader_refuses_it_and_the_session_loader_serves_it(running):
     import tensorflow as tf
 
-    with pytest.raises(ValueError, match="Shapes must be equal rank"):
+    with pytest.raises(ValueError, match="rank"):  # "Shapes must be equal rank", or worded per graph state
         tf.saved_model.load(str(HALF_PLUS_THREE / "00000123"))
     servable = running.manager.resolve(predict_pb2.PredictRequest(
         model_spec={"name": "half_plus_three"}).model_spec)
@@ -80,5 +80,5 @@ def test_a_folder_neither_loader_reads_names_both_failures(tmp_path):
     from serving.runners import load_savedmodel
 
     (tmp_path / "saved_model.pb").write_bytes(b"not a protobuf")
-    with pytest.raises(RuntimeError, match="TF1 session loader failed too"):
+    with pytest.raises(RuntimeError, match="TF2.s loader failed too"):
         load_savedmodel(tmp_path)
