@@ -107,6 +107,13 @@ class ConvertResult:
 
 def refuse_impossible(source: LoadedModel, fmt: str, config_only: bool) -> None:
     """Refuse up front what the source cannot give, with the fix in the message."""
+    if not FORMATS[source.format].source:
+        raise FormatError(
+            f"{source.path} is {source.format}, a save-only format: it holds a compiled graph, "
+            f"not a Keras model, so it cannot become {fmt}.",
+            hint="Convert the Keras model it was made from; a .tflite can be inspected, verified "
+            "and served (--prefer_tflite_model) as it is.",
+        )
     if source.model is None:
         raise FormatError(
             f"{source.path} is a SavedModel without Keras metadata (a Keras 3 export or a plain "
@@ -143,6 +150,10 @@ def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool,
         return load_keras3_file(path, fmt, user, None)
     if fmt == "savedmodel":
         return load_signature(path)
+    if fmt == "tflite":  # the flatbuffer as TFLite's interpreter runs it
+        from exporter.formats import tflite
+
+        return tflite.load(Detected(path, fmt), user)
     keras = keras_module()
     if fmt == "weights":
         model = keras.models.model_from_json(source.model.to_json(), custom_objects=custom)

@@ -38,6 +38,11 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
     if detected.format == "savedmodel":
         info.update(_savedmodel(detected))
         return info
+    if detected.format == "tflite":
+        from exporter.formats.tflite import describe_signatures
+
+        info["signatures"] = describe_signatures(detected.path)
+        return info
     if detected.format == "weights":
         with hdf5_errors(detected.path):  # a damaged file fails as one line, not a traceback
             info.update(_weights_only(detected))

@@ -11,12 +11,12 @@ The signatures come, as in TF Serving's tflite_session, from the first of:
 from __future__ import annotations
 
 import threading
-import warnings
 from pathlib import Path
 
 import grpc
 import numpy as np
 
+from exporter.formats.tflite import make_interpreter, tensor_name
 from serving import tensors
 from serving.protos import meta_graph_pb2
 from serving.rpc import RpcFailure, one_line
@@ -30,7 +30,7 @@ def load_tflite(path: Path):
     """Load a .tflite file; return (signature name -> private SignatureDef, TfliteRunner).
 
     Raises:
-        RuntimeError: the file is not a model the interpreter can load.
+        FormatError: the file is not a model the interpreter can load.
     """
     interpreter = make_interpreter(path)
     listed = interpreter.get_signature_list()
@@ -40,36 +40,22 @@ def load_tflite(path: Path):
         return ({key: sig for key, (sig, _) in signatures.items()},
                 TfliteRunner(interpreter, {key: runner for key, (_, runner) in signatures.items()}))
     embedded = _embedded_signature_defs(path.read_bytes())
-    by_name = {_tensor_name(d["name"]): d for d in
+    by_name = {tensor_name(d["name"]): d for d in
                interpreter.get_input_details() + interpreter.get_output_details()}
     if embedded:
         tensor_maps = {}
         for key, sig in embedded.items():
-            tensor_maps[key] = {alias: by_name[_tensor_name(info.name)]["index"]
+            tensor_maps[key] = {alias: by_name[tensor_name(info.name)]["index"]
                                 for alias, info in [*sig.inputs.items(), *sig.outputs.items()]
-                                if _tensor_name(info.name) in by_name}
+                                if tensor_name(info.name) in by_name}
         return embedded, TfliteRunner(interpreter, tensor_maps)
     sig = meta_graph_pb2.SignatureDef(method_name=PREDICT_METHOD)
     for details, side in ((interpreter.get_input_details(), sig.inputs),
                           (interpreter.get_output_details(), sig.outputs)):
         for d in details:
-            _tensor_info(side[_tensor_name(d["name"])], d)
-    index = {_tensor_name(d["name"]): d["index"] for d in by_name.values()}
+            _tensor_info(side[tensor_name(d["name"])], d)
+    index = {tensor_name(d["name"]): d["index"] for d in by_name.values()}
     return {DEFAULT_SIGNATURE: sig}, TfliteRunner(interpreter, {DEFAULT_SIGNATURE: index})
-
-
-def make_interpreter(path: Path):
-    """A TFLite interpreter for `path`, without TensorFlow's deprecation banner."""
-    import tensorflow as tf
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "tf.lite.Interpreter is deprecated": still TF's own
-            interpreter = tf.lite.Interpreter(model_path=str(path))
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as err:
-        raise RuntimeError(f"Cannot load TFLite model {path}: {one_line(err)}") from None
-    return interpreter
 
 
 class TfliteRunner:
@@ -119,19 +105,6 @@ class TfliteRunner:
         return {alias: interpreter.get_tensor(tensor_map[alias]).copy() for alias in fetch}
 
 
-def signature_summary(path: Path) -> dict:
-    """Signature name -> {"inputs": {alias: (dtype, shape)}, "outputs": ...} of a .tflite file,
-    for `kexport inspect`."""
-    signature_defs, _ = load_tflite(path)
-    summary = {}
-    for key, sig in signature_defs.items():
-        summary[key] = {side: {alias: {"dtype": tensors.dtype_name(info.dtype),
-                                       "shape": [d.size for d in info.tensor_shape.dim]}
-                               for alias, info in getattr(sig, side).items()}
-                        for side in ("inputs", "outputs")}
-    return summary
-
-
 def _runner_signature(runner):
     """A SignatureDef for one of the model's own TFLite signatures, and its runner."""
     sig = meta_graph_pb2.SignatureDef(method_name=PREDICT_METHOD)
@@ -150,10 +123,6 @@ def _tensor_info(info, details: dict) -> None:
         shape = details["shape"]
     for size in shape:
         info.tensor_shape.dim.add().size = int(size)
-
-
-def _tensor_name(name: str) -> str:
-    return name.removesuffix(":0")
 
 
 def _embedded_signature_defs(model: bytes) -> dict:

@@ -18,6 +18,7 @@ from exporter.errors import BadInputError, FormatError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
+TFLITE_IDENTIFIER = b"TFL3"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class FormatSpec:
     holds_architecture: bool
     holds_weights: bool
     description: str
+    source: bool = True  # False: written, inspected and verified, never converted from
 
 
 FORMATS: dict[str, FormatSpec] = {
@@ -40,6 +42,8 @@ FORMATS: dict[str, FormatSpec] = {
         FormatSpec("json", "config", True, False, "architecture as JSON (model.to_json())"),
         FormatSpec("yaml", "config", True, False, "architecture as YAML (same structure as JSON)"),
         FormatSpec("weights", "weights", False, True, "weights only (.weights.h5 or Keras 2 .h5)"),
+        FormatSpec("tflite", "tflite", True, True, "TensorFlow Lite flatbuffer (.tflite), "
+                   "converted from the SavedModel; save only", source=False),
     )
 }
 
@@ -107,6 +111,7 @@ def format_for_destination(path: Path) -> str:
         ((".keras",), "keras"),
         ((".json",), "json"),
         ((".yaml", ".yml"), "yaml"),
+        ((".tflite",), "tflite"),
     ):
         if name.endswith(suffixes):
             return fmt
@@ -133,6 +138,8 @@ def detect(path: Path) -> Detected:
         return _detect_hdf5(path)
     if head.startswith(ZIP_MAGIC):
         return _detect_zip(path)
+    if head[4:8] == TFLITE_IDENTIFIER:  # flatbuffer file identifier (exporter/formats/tflite.py)
+        return Detected(path, "tflite")
     return _detect_text(path)
 
 
