@@ -44,6 +44,8 @@ class BatchingConfig:
         allowed_batch_sizes: batch sizes a run is padded up to (ascending, ending at
             max_batch_size); empty runs any size.
         pad_variable_length_inputs: pad inputs whose trailing dimensions differ (with zeros).
+        large_batch_splitting: calls larger than max_batch_size run on their own instead of
+            being refused (enable_large_batch_splitting).
     """
 
     max_batch_size: int = 1000
@@ -52,53 +54,72 @@ class BatchingConfig:
     num_batch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     allowed_batch_sizes: tuple[int, ...] = ()
     pad_variable_length_inputs: bool = False
+    large_batch_splitting: bool = False
+
+
+def config_from_parameters(params, source: str = "batching parameters") -> BatchingConfig:
+    """A BatchingConfig from a BatchingParameters message, checked as TF Serving does.
+
+    Raises:
+        BadInputError: inconsistent values.
+    """
+    defaults = BatchingConfig()
+    values = {name: getattr(params, name).value if params.HasField(name) else getattr(defaults, name)
+              for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                           "num_batch_threads")}
+    config = BatchingConfig(**values, allowed_batch_sizes=tuple(params.allowed_batch_sizes),
+                            pad_variable_length_inputs=params.pad_variable_length_inputs,
+                            large_batch_splitting=params.enable_large_batch_splitting.value)
+    _check(config, source)
+    return config
 
 
 def parse_batching_config(text: str, source: str = "batching parameters") -> BatchingConfig:
-    """Parse a text-format BatchingParameters and check it as TF Serving does at start-up.
+    """Parse a text-format BatchingParameters (see `config_from_parameters`).
 
     Raises:
         BadInputError: unparsable text or inconsistent values.
     """
     from google.protobuf import text_format
 
-    from serving.protos import batching_pb2
+    from serving.protos import server_config_pb2
 
-    params = batching_pb2.BatchingParameters()
+    params = server_config_pb2.BatchingParameters()
     try:
         text_format.Parse(text, params)
     except text_format.ParseError as err:
         raise BadInputError(f"Error parsing text-format tensorflow.serving.BatchingParameters "
                             f"{source}: {err}") from None
-    defaults = BatchingConfig()
-    values = {name: getattr(params, name).value if params.HasField(name) else getattr(defaults, name)
-              for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
-                           "num_batch_threads")}
-    config = BatchingConfig(**values, allowed_batch_sizes=tuple(params.allowed_batch_sizes),
-                            pad_variable_length_inputs=params.pad_variable_length_inputs)
-    _check(config, source)
-    return config
+    return config_from_parameters(params, source)
 
 
 def read_batching_config(path: str | Path) -> BatchingConfig:
     """Read a `--batching_parameters_file` (e.g. a bundle's batching.config)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise BadInputError(f"Cannot read batching parameters {path}: {err}") from None
-    return parse_batching_config(text, str(path))
+    from serving.options import read_text_proto
+    from serving.protos import server_config_pb2
+
+    params = read_text_proto(path, server_config_pb2.BatchingParameters(),
+                             "--batching_parameters_file")
+    return config_from_parameters(params, str(path))
 
 
 def batching_config(option, served: str | Path | None = None) -> BatchingConfig | None:
     """The batching a server runs with.
 
     Args:
-        option: a BatchingConfig; a BatchingParameters file path; True for the defaults; False
-            for none; None to follow the served bundle (see below).
+        option: `serving.options.BatchingOptions` (--enable_batching and its parameters file),
+            a BatchingConfig, a BatchingParameters file path, True for the defaults, False for
+            none, or None.
         served: what the server serves. A bundle written by `kexport bundle --batching` runs its
             container with --enable_batching and its batching.config, so serving it locally
-            batches the same way.
+            batches the same way unless batching was asked for explicitly.
     """
+    if hasattr(option, "enabled"):  # BatchingOptions from the command line
+        if option.enabled:
+            if option.parameters is None:
+                return BatchingConfig()
+            return config_from_parameters(option.parameters, str(option.parameters_file))
+        option = None
     if option is None and served is not None:
         bundle = Path(served)
         config = bundle / "batching.config"
@@ -133,7 +154,7 @@ def _check(config: BatchingConfig, source: str) -> None:
         if any(b <= a for a, b in itertools.pairwise(sizes)) or sizes[0] < 1:
             raise BadInputError(f"{source}: allowed_batch_sizes entries must be monotonically "
                                 f"increasing, got {list(sizes)}.")
-        if sizes[-1] != config.max_batch_size:
+        if sizes[-1] != config.max_batch_size and not config.large_batch_splitting:
             raise BadInputError(f"{source}: final entry in allowed_batch_sizes must equal "
                                 f"max_batch_size when enable_large_batch_splitting is False "
                                 f"({sizes[-1]} != {config.max_batch_size}).")
@@ -189,6 +210,8 @@ class BatchingRunner:
                 (UNAVAILABLE), or its run failed.
         """
         size = _batch_size(feeds)
+        if size > self.config.max_batch_size and self.config.large_batch_splitting:
+            return self.inner.run(signature, feeds, fetch)  # too large to share a run
         if size > self.config.max_batch_size:
             raise invalid(f"Task size {size} is larger than maximum input batch size "
                           f"{self.config.max_batch_size}")

@@ -32,7 +32,8 @@ class ExampleMethods:
     def classify(self, model: str, examples: list[dict], *, context: dict | None = None,
                  signature: str | None = None, version: int | None = None,
                  label: str | None = None) -> ExampleResults:
-        """Classify tf.Examples given as dicts ({feature: value(s)}; see `serving.examples`).
+        """Classify tf.Examples given as dicts ({feature: value(s)}, TF Serving's REST rules; see
+        `serving.examples`).
 
         Returns:
             ExampleResults whose `results` hold, per example, [label, score] per class.
@@ -41,8 +42,8 @@ class ExampleMethods:
             BadInputError: examples that cannot be made tf.Examples (exit 2).
             ServingError: any gRPC failure, e.g. a signature that cannot classify (exit 4).
         """
-        return self._examples_call("Classify", self._classify, model, examples, context,
-                                   signature, version, label)
+        return self._examples_call("Classify", model, examples, context, signature, version,
+                                   label)
 
     def regress(self, model: str, examples: list[dict], *, context: dict | None = None,
                 signature: str | None = None, version: int | None = None,
@@ -52,16 +53,17 @@ class ExampleMethods:
         Raises:
             BadInputError, ServingError: as `classify`.
         """
-        return self._examples_call("Regress", self._regress, model, examples, context,
-                                   signature, version, label)
+        return self._examples_call("Regress", model, examples, context, signature, version,
+                                   label)
 
-    def _examples_call(self, kind, method, model, examples, context, signature, version,
+    def _examples_call(self, kind, model, examples, context, signature, version,
                        label) -> ExampleResults:
         from serving.client import _model_spec  # the client's one ModelSpec filler
 
         request = tf_examples.REQUESTS[kind]()
         _model_spec(request.model_spec, model, signature, version, label)
         tf_examples.fill_input(request.input, examples, context)
+        method = self._classify if kind == "Classify" else self._regress
         response = self._call(method, request, f"{kind} on model '{model}'")
         spec = response.model_spec
         return ExampleResults(tf_examples.results_json(kind, response.result), model,

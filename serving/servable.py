@@ -28,6 +28,7 @@ DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving refuses a version whose warm-up file holds more
 TFLITE_FILE = "model.tflite"
+PER_MODEL_BATCHING = "batching_params.pbtxt"  # --enable_per_model_batching_parameters
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class LoadOptions:
         prefer_tflite: serve `model.tflite` when a version holds one (--prefer_tflite_model).
         batching: merge concurrent calls (--enable_batching with its BatchingParameters);
             a `serving.batching.BatchingConfig`, None for no batching.
+        per_model_batching: a version's own `batching_params.pbtxt` replaces `batching`
+            (--enable_per_model_batching_parameters).
         method_name_check: Classify/Regress demand their signature's method_name
             (--enable_signature_method_name_check; off by default, as in TF Serving, so TF2
             exports whose signatures all say `predict` can be classified).
@@ -47,6 +50,7 @@ class LoadOptions:
     warmup: bool = True
     prefer_tflite: bool = False
     batching: object | None = None
+    per_model_batching: bool = False
     method_name_check: bool = False
 
 
@@ -93,10 +97,15 @@ class Servable:
         else:
             signature_defs = read_signature_defs(path)
             runner = load_savedmodel(path)
-        if options.batching is not None:
+        batching = options.batching
+        if options.per_model_batching and (path / PER_MODEL_BATCHING).is_file():
+            from serving.batching import read_batching_config
+
+            batching = read_batching_config(path / PER_MODEL_BATCHING)
+        if batching is not None:
             from serving.batching import BatchingRunner
 
-            runner = BatchingRunner(runner, options.batching)
+            runner = BatchingRunner(runner, batching)
         servable = cls(name, version, path, signature_defs, runner, options)
         if options.warmup:
             replayed = servable.warm_up()

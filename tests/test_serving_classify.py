@@ -187,7 +187,7 @@ def test_multi_inference_errors_match_tf_serving(channel, tasks, code, message):
 def test_method_name_check_refuses_predict_signatures(tmp_path):
     # TF2 exports label every signature "predict"; with the check on, Classify refuses them
     running = start_server(fixture_path("saved_model_half_plus_two_tf2_cpu"), port=0,
-                           poll_seconds=0, model_name="tf2", method_name_check=True, warmup=False)
+                           poll_seconds=0, model_name="tf2", signature_method_check=True, warmup=False)
     try:
         with grpc.insecure_channel(running.address) as channel:
             code, details = failure(channel, "Classify",

@@ -13,7 +13,8 @@ import pytest
 
 from exporter.errors import BadInputError, ServingError
 from serving.client import PredictClient
-from serving.examples import example
+from serving.examples import fill_input
+from serving.protos import regression_pb2
 from serving.server import start_server
 from tests.cli_helpers import one_error_line, run
 from tests.conftest import REPO, SHARED_FIXTURES
@@ -49,17 +50,19 @@ def test_client_errors_carry_tf_serving_messages(target):
 
 
 def test_feature_kinds_follow_tf_serving_json_rules():
-    made = example({"f": 2.5, "i": 3, "mixed": [1, 2.5], "s": "cat", "b": {"b64": "AAE="},
-                    "ints": [1, 2]}).features.feature
+    request = regression_pb2.RegressionRequest()
+    fill_input(request.input, [{"f": 2.5, "i": 3, "flag": True, "s": "cat", "b": {"b64": "AAE="},
+                                "ints": [1, 2]}])
+    made = request.input.example_list.examples[0].features.feature
     assert list(made["f"].float_list.value) == [2.5]
     assert list(made["i"].int64_list.value) == [3]
-    assert list(made["mixed"].float_list.value) == [1.0, 2.5]
+    assert list(made["flag"].int64_list.value) == [1]
     assert list(made["s"].bytes_list.value) == [b"cat"]
     assert list(made["b"].bytes_list.value) == [b"\x00\x01"]
     assert list(made["ints"].int64_list.value) == [1, 2]
-    for bad in ({"x": [1, "a"]}, {"x": None}, {"x": []}, {"x": {"b64": "!!"}}, [1.0]):
-        with pytest.raises(BadInputError):
-            example(bad)
+    for bad in ([{"x": [1, 2.5]}], [{"x": None}], [1.0], {"x": 1.0}):
+        with pytest.raises(BadInputError, match="Invalid examples"):
+            fill_input(regression_pb2.RegressionRequest().input, bad)
 
 
 def test_kexport_predict_classify(target, tmp_path):

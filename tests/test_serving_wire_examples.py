@@ -3,15 +3,15 @@ TensorFlow's and TF Serving's own definitions."""
 
 from __future__ import annotations
 
-from serving.examples import example, fill_input
+from serving.examples import fill_input
 from serving.protos import (
-    batching_pb2,
     classification_pb2,
     example_pb2,
     inference_pb2,
     input_pb2,
     prediction_log_pb2,
     regression_pb2,
+    server_config_pb2,
 )
 
 
@@ -83,7 +83,9 @@ def test_we_read_tf_examples_and_tf_serving_results():
     written = tf.train.Example(features=tf.train.Features(feature={
         "x": tf.train.Feature(float_list=tf.train.FloatList(value=[1.5]))}))
     ours = example_pb2.Example.FromString(written.SerializeToString())
-    assert ours == example({"x": 1.5})
+    mine = regression_pb2.RegressionRequest()
+    fill_input(mine.input, [{"x": 1.5}])
+    assert ours == mine.input.example_list.examples[0]
     response = tfs_reg.RegressionResponse()
     response.result.regressions.add(value=3.0)
     response.model_spec.version.value = 7
@@ -97,9 +99,10 @@ def test_batching_parameters_match_session_bundle_config():
     expected = {1: "max_batch_size", 2: "batch_timeout_micros", 3: "max_enqueued_batches",
                 4: "num_batch_threads", 5: "thread_pool_name", 6: "allowed_batch_sizes",
                 7: "pad_variable_length_inputs"}
-    fields = batching_pb2.BatchingParameters.DESCRIPTOR.fields_by_number
-    assert {number: f.name for number, f in fields.items()} == expected
-    wrappers = {f.name: f.message_type.full_name for f in fields.values() if f.message_type}
+    fields = server_config_pb2.BatchingParameters.DESCRIPTOR.fields_by_number
+    assert {number: fields[number].name for number in expected} == expected
+    wrappers = {fields[n].name: fields[n].message_type.full_name for n in expected
+                if fields[n].message_type}
     assert wrappers == {name: "google.protobuf.Int64Value" for name in expected.values()
                         if name not in ("thread_pool_name", "allowed_batch_sizes",
                                         "pad_variable_length_inputs")} | {

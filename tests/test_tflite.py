@@ -28,7 +28,7 @@ def fixture_path(name: str):
                                    "saved_model_half_plus_two_tflite_with_sigdef"])
 def test_tflite_versions_are_served_when_preferred(model):
     running = start_server(fixture_path(model), port=0, poll_seconds=0, model_name="m",
-                           prefer_tflite=True)
+                           prefer_tflite_model=True)
     try:
         with PredictClient(running.address) as client:
             signature = client.signature("m")
@@ -104,7 +104,7 @@ def test_a_converted_tflite_is_served_and_answers_as_keras(converted, tmp_path):
     (version / "model.tflite").write_bytes((folder / "out.bin").read_bytes())
     features = np.random.default_rng(0).random((4, 6), dtype=np.float32)
     running = start_server(tmp_path / "m", port=0, poll_seconds=0, model_name="m",
-                           prefer_tflite=True)
+                           prefer_tflite_model=True)
     try:
         with PredictClient(running.address) as client:
             probs = client.predict("m", features).outputs["probs"]
