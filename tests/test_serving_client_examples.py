@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
 from exporter.errors import BadInputError, ServingError
 from serving.client import PredictClient
+from serving.client_cli import run_examples
 from serving.examples import fill_input
 from serving.protos import regression_pb2
+from serving.rest_client import RestPredictClient
 from serving.server import start_server
 from tests.cli_helpers import one_error_line, run
 from tests.conftest import REPO, SHARED_FIXTURES
@@ -24,11 +28,16 @@ SCRIPT = REPO / "serving" / "client.py"
 
 
 @pytest.fixture(scope="module")
-def target():
+def running():
     assert HALF_PLUS_TWO.is_dir(), f"TF Serving test model expected at {HALF_PLUS_TWO}"
-    running = start_server(HALF_PLUS_TWO, port=0, poll_seconds=0, model_name="half")
-    yield running.address
-    running.stop()
+    server = start_server(HALF_PLUS_TWO, port=0, rest_port=0, poll_seconds=0, model_name="half")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def target(running):
+    return running.address
 
 
 def test_client_classify_and_regress(target):
@@ -39,6 +48,32 @@ def test_client_classify_and_regress(target):
     assert classified.results == [[["", 3.0]], [["", 4.0]]]  # TF Serving's REST shape
     assert (classified.version, classified.signature) == (123, "classify_x_to_y")
     assert regressed.results == [4.0]
+
+
+def test_rest_classify_and_regress(running):
+    """TF Serving's REST shapes (DESIGN.md): {"results": [[["", 3.0]]]} and {"results": [3.0]}."""
+    def post(path, body):
+        request = urllib.request.Request(f"{running.rest_url}{path}", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    assert post("/v1/models/half:classify", {"signature_name": "classify_x_to_y",
+                                             "examples": [{"x": 2.0}]}) == (200, {"results": [[["", 3.0]]]})
+    assert post("/v1/models/half/versions/123:regress", {
+        "signature_name": "regress_x_to_y2", "context": {"x": 4.0}, "examples": [{}, {"x": 0.0}]}) \
+        == (200, {"results": [5.0, 3.0]})
+    status, doc = post("/v1/models/half:regress", {"examples": [{"x": 1.0}]})  # serving_default
+    assert status == 400 and doc["error"].startswith("No regression inputs found in SignatureDef")
+    with pytest.raises(BadInputError, match="Unknown --method"):
+        run_examples(running.address, "half", "nope", [])
+    examples = [{"x": 2.0}]
+    with RestPredictClient(running.rest_url) as client:
+        assert client.classify("half", examples, signature="classify_x_to_y").results == [[["", 3.0]]]
+        assert client.regress("half", examples, signature="regress_x_to_y").results == [3.0]
 
 
 def test_client_errors_carry_tf_serving_messages(target):
