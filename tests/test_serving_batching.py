@@ -153,3 +153,20 @@ def test_a_bundle_built_with_batching_batches(tmp_path):
     assert batching_config(False, tmp_path) is None  # an explicit no wins
     assert batching_config(True).max_batch_size == BatchingConfig().max_batch_size
     assert batching_config(str(tmp_path / "batching.config")).max_batch_size == 16
+
+
+def test_tf_serving_flags_reach_the_loader(tmp_path):
+    from serving.options import serve_options
+    from serving.server import load_options
+
+    flags = serve_options(HALF_PLUS_TWO, enable_batching=True,
+                          batching_parameters_file=FIXTURES / "batching_config.txt",
+                          prefer_tflite_model=True)
+    loading = load_options(flags)
+    assert loading.batching.max_batch_size == 128 and loading.batching.num_batch_threads == 8
+    assert loading.prefer_tflite and not loading.method_name_check  # TF Serving's default
+    assert load_options(serve_options(HALF_PLUS_TWO, enable_batching=True)).batching == \
+        BatchingConfig()  # no parameters file: the scheduler's defaults
+    # the file alone does not batch, as in TF Serving
+    assert load_options(serve_options(HALF_PLUS_TWO, batching_parameters_file=FIXTURES /
+                                      "batching_config.txt")).batching is None
