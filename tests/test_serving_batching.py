@@ -76,6 +76,12 @@ def runner_of(running):
     return running.manager.resolve(predict_pb2.PredictRequest(model_spec={"name": "m"}).model_spec).runner
 
 
+def stub(channel, method, response_type):
+    return channel.unary_unary(f"/tensorflow.serving.PredictionService/{method}",
+                               request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=response_type.FromString)
+
+
 def concurrently(calls):
     barrier = threading.Barrier(len(calls))
 
@@ -94,15 +100,13 @@ def test_concurrent_predicts_share_runs_and_get_their_own_rows(batched):
     runner = runner_of(batched)
     before_calls, before_runs = runner.calls, runner.runs
     with grpc.insecure_channel(batched.address) as channel:
-        stub = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
-                                   request_serializer=lambda m: m.SerializeToString(),
-                                   response_deserializer=predict_pb2.PredictResponse.FromString)
+        call = stub(channel, "Predict", predict_pb2.PredictResponse)
 
         def predict(xs):
             request = predict_pb2.PredictRequest()
             request.model_spec.name = "m"
             tensors.to_tensor_proto(np.array(xs, np.float32).reshape(-1, 1), out=request.inputs["x"])
-            return lambda: tensors.to_ndarray(stub(request, timeout=30).outputs["y"]).ravel().tolist()
+            return lambda: tensors.to_ndarray(call(request, timeout=30).outputs["y"]).ravel().tolist()
 
         inputs = [[float(i)] for i in range(5)] + [[10.0, 20.0]]  # 7 rows: padded to 8
         results = concurrently([predict(xs) for xs in inputs])
@@ -113,16 +117,14 @@ def test_concurrent_predicts_share_runs_and_get_their_own_rows(batched):
 
 def test_a_bad_call_fails_alone(batched):
     with grpc.insecure_channel(batched.address) as channel:
-        stub = channel.unary_unary("/tensorflow.serving.PredictionService/Regress",
-                                   request_serializer=lambda m: m.SerializeToString(),
-                                   response_deserializer=regression_pb2.RegressionResponse.FromString)
+        call = stub(channel, "Regress", regression_pb2.RegressionResponse)
 
         def regress(feature):
             request = regression_pb2.RegressionRequest()
             request.model_spec.name = "m"
             request.model_spec.signature_name = "regress_x_to_y"
             request.input.example_list.examples.add().features.feature[feature].float_list.value.append(4.0)
-            return lambda: [r.value for r in stub(request, timeout=30).result.regressions]
+            return lambda: [r.value for r in call(request, timeout=30).result.regressions]
 
         results = concurrently([regress("x"), regress("not_x"), regress("x")])
     assert results[0] == results[2] == [4.0]
@@ -134,11 +136,8 @@ def test_calls_larger_than_max_batch_size_are_refused(batched):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "m"
     tensors.to_tensor_proto(np.zeros((9, 1), np.float32), out=request.inputs["x"])
-    with grpc.insecure_channel(batched.address) as channel:
-        stub = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
-                                   request_serializer=lambda m: m.SerializeToString())
-        with pytest.raises(grpc.RpcError) as err:
-            stub(request, timeout=30)
+    with grpc.insecure_channel(batched.address) as channel, pytest.raises(grpc.RpcError) as err:
+        stub(channel, "Predict", predict_pb2.PredictResponse)(request, timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details() == "Task size 9 is larger than maximum input batch size 8"
 

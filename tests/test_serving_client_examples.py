@@ -6,8 +6,6 @@ results in TF Serving's REST shape."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
@@ -20,7 +18,7 @@ from serving.examples import fill_input
 from serving.protos import regression_pb2
 from serving.rest_client import RestPredictClient
 from serving.server import start_server
-from tests.cli_helpers import one_error_line, run
+from tests.cli_helpers import one_error_line, run, run_script_without_tensorflow
 from tests.conftest import REPO, SHARED_FIXTURES
 
 HALF_PLUS_TWO = SHARED_FIXTURES / "tfserving" / "saved_model_half_plus_two_cpu"
@@ -122,17 +120,7 @@ def test_kexport_predict_classify(target, tmp_path):
 def test_script_regresses_without_tensorflow(target, tmp_path):
     examples = tmp_path / "examples.json"
     examples.write_text(json.dumps([{"x": 1.0}, {"x": 5.0}]))
-    probe = ("import runpy, sys\n"
-             f"sys.argv = ['client.py', '--target', '{target}', '--model', 'half', "
-             f"'--method', 'regress', '--signature', 'regress_x_to_y', '{examples}']\n"
-             "try:\n"
-             f"    runpy.run_path('{SCRIPT}', run_name='__main__')\n"
-             "except SystemExit as exit:\n"
-             "    assert exit.code == 0, exit.code\n"
-             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-             "('tensorflow', 'tensorflow_serving', 'keras'))\n"
-             "assert not heavy, heavy\n")
-    checked = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=120, check=False)
-    assert checked.returncode == 0, checked.stderr
-    assert json.loads(checked.stdout.splitlines()[-1]) == {"results": [2.5, 4.5]}
+    checked = run_script_without_tensorflow(SCRIPT, [
+        "--target", target, "--model", "half", "--method", "regress", "--signature",
+        "regress_x_to_y", examples], cwd=tmp_path)
+    assert json.loads(checked.stdout.splitlines()[-2]) == {"results": [2.5, 4.5]}
