@@ -66,7 +66,9 @@ class SessionRunner:
     session (and so TF Serving) does not do either.
     """
 
-    kind = "TF1 SavedModel (session)"
+    kind = "SavedModel (session)"
+    # No close(): a request that resolved this version just before it was unloaded may still be
+    # running; the session is released with the last reference to it.
 
     def __init__(self, session, signature_defs: dict):
         self._session = session
@@ -91,9 +93,6 @@ class SessionRunner:
         except (TypeError, ValueError) as err:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, one_line(err)) from None
         return dict(zip(fetch, values))
-
-    def close(self) -> None:
-        self._session.close()
 
     def _callable(self, signature: str, inputs: tuple, outputs: tuple):
         key = (signature, inputs, outputs)

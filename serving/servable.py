@@ -115,7 +115,8 @@ class Servable:
         return servable
 
     def close(self) -> None:
-        """Release what the runner holds (batching threads, a TF1 session) once unloaded."""
+        """Release what the runner holds (batching threads) once unloaded; requests already
+        holding this version still finish."""
         close = getattr(self.runner, "close", None)
         if close is not None:
             close()
