@@ -81,10 +81,11 @@ def multi_inference(servable, request) -> inference_pb2.MultiInferenceResponse:
         signature = servable.signature_defs.get(name)
         if signature is None or not servable.runner.has_signature(name):
             raise invalid(f"Requested signature not found in model graph: {name}")
+        check = servable.options.method_name_check  # as PreProcessClassification/Regression
         if task.method_name == CLASSIFY:
-            fetch = _classify_outputs(signature, check_method=True)
+            fetch = _classify_outputs(signature, check_method=check)
         elif task.method_name == REGRESS:
-            fetch = _regress_outputs(signature, check_method=True)
+            fetch = _regress_outputs(signature, check_method=check)
         else:
             raise RpcFailure(grpc.StatusCode.UNIMPLEMENTED, "Unsupported signature method_name: "
                              f"{task.method_name}")

@@ -159,14 +159,15 @@ def multi_request(*tasks, xs=(2.0,)):
 
 
 def test_multi_inference_runs_every_task_on_the_same_examples(channel):
-    request = multi_request(("tf1", "classify_x_to_y", "classify"),
-                            ("tf1", "regress_x_to_y2", "regress"), xs=(2.0, 0.0))
+    model = "tf1"
+    request = multi_request((model, "classify_x_to_y", "classify"),
+                            (model, "regress_x_to_y2", "regress"), xs=(2.0, 0.0))
     results = call(channel, "MultiInference", request).results
     assert [[c.score for c in e.classes] for e in results[0].classification_result.classifications] \
         == [[3.0], [2.0]]
     assert [r.value for r in results[1].regression_result.regressions] == [4.0, 3.0]
     assert [(r.model_spec.name, r.model_spec.signature_name, r.model_spec.version.value)
-            for r in results] == [("tf1", "classify_x_to_y", 123), ("tf1", "regress_x_to_y2", 123)]
+            for r in results] == [(model, "classify_x_to_y", 123), (model, "regress_x_to_y2", 123)]
 
 
 @pytest.mark.parametrize("tasks, code, message", [
@@ -179,6 +180,10 @@ def test_multi_inference_runs_every_task_on_the_same_examples(channel):
      "Requested signature not found in model graph: nope"),
     ([("tf1", "regress_x_to_y", "predict")], grpc.StatusCode.UNIMPLEMENTED,
      "Unsupported signature method_name: tensorflow/serving/predict"),
+    # TF2's export gives each signature its own input tensor (and names every method
+    # "predict", which passes: the method name check is off by default)
+    ([("tf2", "classify_x_to_y", "classify"), ("tf2", "regress_x_to_y2", "regress")],
+     grpc.StatusCode.INVALID_ARGUMENT, "Input tensor must be the same for all Signatures."),
 ])
 def test_multi_inference_errors_match_tf_serving(channel, tasks, code, message):
     assert failure(channel, "MultiInference", multi_request(*tasks)) == (code, message)
