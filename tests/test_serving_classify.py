@@ -159,15 +159,14 @@ def multi_request(*tasks, xs=(2.0,)):
 
 
 def test_multi_inference_runs_every_task_on_the_same_examples(channel):
-    model = "tf1"
-    request = multi_request((model, "classify_x_to_y", "classify"),
-                            (model, "regress_x_to_y2", "regress"), xs=(2.0, 0.0))
+    request = multi_request(("tf1", "classify_x_to_y", "classify"),
+                            ("tf1", "regress_x_to_y2", "regress"), xs=(2.0, 0.0))
     results = call(channel, "MultiInference", request).results
     assert [[c.score for c in e.classes] for e in results[0].classification_result.classifications] \
         == [[3.0], [2.0]]
     assert [r.value for r in results[1].regression_result.regressions] == [4.0, 3.0]
     assert [(r.model_spec.name, r.model_spec.signature_name, r.model_spec.version.value)
-            for r in results] == [(model, "classify_x_to_y", 123), (model, "regress_x_to_y2", 123)]
+            for r in results] == [("tf1", "classify_x_to_y", 123), ("tf1", "regress_x_to_y2", 123)]
 
 
 @pytest.mark.parametrize("tasks, code, message", [
