@@ -82,3 +82,29 @@ def test_a_folder_neither_loader_reads_names_both_failures(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"not a protobuf")
     with pytest.raises(RuntimeError, match="TF2.s loader failed too"):
         load_savedmodel(tmp_path)
+
+
+def test_stateful_tf1_graphs_keep_their_state_between_requests():
+    # saved_model_counter (MANIFEST.md: reference variables, which TF2's functions cannot call):
+    # its variable lives in the session, as in TF Serving, across requests
+    counter = SHARED_FIXTURES / "tfserving" / "saved_model_counter"
+    assert counter.is_dir(), f"TF Serving test model expected at {counter}"
+    server = start_server(counter, port=0, poll_seconds=0, model_name="counter", warmup=False)
+    seen = []
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
+                                       request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=predict_pb2.PredictResponse.FromString)
+            for signature, delta in [("incr_counter", None), ("incr_counter", None),
+                                     ("incr_counter_by", 3.0), ("reset_counter", None),
+                                     ("get_counter", None)]:
+                request = predict_pb2.PredictRequest()
+                request.model_spec.name = "counter"
+                request.model_spec.signature_name = signature
+                if delta is not None:
+                    tensors.to_tensor_proto(np.array(delta, np.float32), out=request.inputs["delta"])
+                seen.append(float(tensors.to_ndarray(stub(request, timeout=30).outputs["output"])))
+    finally:
+        server.stop()
+    assert seen == [1.0, 2.0, 5.0, 0.0, 0.0]
