@@ -5,6 +5,10 @@ input x, output y = 0.5x + 2) over real gRPC on 127.0.0.1:0."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -111,3 +115,21 @@ def test_a_converted_tflite_is_served_and_answers_as_keras(converted, tmp_path):
     finally:
         running.stop()
     np.testing.assert_allclose(probs, model.predict(features, verbose=0), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_kexport_serve_prefer_tflite_model_flag():
+    base = fixture_path("saved_model_half_plus_two_tflite")
+    command = [sys.executable, "-m", "exporter.cli", "serve", "--port=0", "--model_name=half",
+               f"--model_base_path={base}", "--prefer_tflite_model=true", "--json"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        ready = json.loads(server.stdout.readline() or "{}")
+        assert ready.get("models") == {"half": [123]}, server.stderr.read()
+        with PredictClient(ready["address"]) as client:
+            y = client.predict("half", np.array([[2.0]], np.float32)).outputs["y"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+    np.testing.assert_array_equal(y, [[3.0]])
