@@ -108,7 +108,11 @@ class Servable:
             runner = BatchingRunner(runner, batching)
         servable = cls(name, version, path, signature_defs, runner, options)
         if options.warmup:
-            replayed = servable.warm_up()
+            try:
+                replayed = servable.warm_up()
+            except BaseException:
+                servable.close()  # a version that fails to load keeps no batching threads
+                raise
             if replayed:
                 log.info("model %s version %d: replayed %d warm-up request(s)", name, version,
                          replayed)
