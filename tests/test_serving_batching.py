@@ -169,3 +169,26 @@ def test_tf_serving_flags_reach_the_loader(tmp_path):
     # the file alone does not batch, as in TF Serving
     assert load_options(serve_options(HALF_PLUS_TWO, batching_parameters_file=FIXTURES /
                                       "batching_config.txt")).batching is None
+
+
+def test_per_model_batching_parameters(tmp_path):
+    from serving.options import BatchingOptions
+
+    version = tmp_path / "m" / "123"
+    version.mkdir(parents=True)
+    for name in ("saved_model.pb", "variables"):
+        (version / name).symlink_to(HALF_PLUS_TWO / "00000123" / name)
+    (version / "batching_params.pbtxt").write_text("max_batch_size { value: 2 }\n")
+    running = start_server(tmp_path / "m", port=0, poll_seconds=0, model_name="m", warmup=False,
+                           batching=BatchingOptions(enabled=True, per_model=True))
+    try:
+        assert runner_of(running).config.max_batch_size == 2  # the version's own file wins
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "m"
+        tensors.to_tensor_proto(np.zeros((3, 1), np.float32), out=request.inputs["x"])
+        with grpc.insecure_channel(running.address) as channel, \
+                pytest.raises(grpc.RpcError) as err:
+            stub(channel, "Predict", predict_pb2.PredictResponse)(request, timeout=30)
+    finally:
+        running.stop()
+    assert err.value.details() == "Task size 3 is larger than maximum input batch size 2"
