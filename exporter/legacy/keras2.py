@@ -180,7 +180,7 @@ def build_keras3(config: dict, path: Path, options: LoadOptions, notes: list[str
     translated = translate_config(config, notes)
     for _ in range(MAX_REPAIRS):
         try:
-            with quiet_stdout():
+            with quiet_stdout(), layer_classes_only():
                 # The deserializer pops keys from what it is given: hand it a copy, so a
                 # failed attempt leaves the translated config whole for the next one.
                 return model_from_config(
@@ -190,6 +190,27 @@ def build_keras3(config: dict, path: Path, options: LoadOptions, notes: list[str
             if not drop_unrecognized(translated, error, notes):
                 raise describe_load_error(error, path) from error
     raise BadInputError("the Keras 2 config could not be translated: too many repairs.")
+
+
+@contextlib.contextmanager
+def layer_classes_only():
+    """Keep Keras 3's legacy deserializer from reading string arguments as functions.
+
+    It looks every string argument up in `keras.layers` and swaps in a function of that name:
+    `Attention(score_mode="dot")` received `keras.layers.dot`. Classes are all it must find.
+    """
+    from keras.src import models
+    from keras.src.legacy.saving import saving_utils
+
+    saving_utils.MODULE_OBJECTS.ALL_OBJECTS = {
+        **{name: value for name, value in vars(keras_module().layers).items()
+           if isinstance(value, type)},
+        "Functional": models.Functional, "Model": models.Model, "Sequential": models.Sequential,
+    }
+    try:
+        yield
+    finally:
+        del saving_utils.MODULE_OBJECTS.ALL_OBJECTS  # Keras rebuilds its own on the next load
 
 
 def copy_weights(source, target) -> None:
