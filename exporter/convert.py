@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from exporter.loaded import LoadedModel, LoadOptions, SaveOptions
 from exporter.publish import check_destinations, publish, staging_folder
 from exporter.safety import check_safe
 from exporter.verify import DEFAULT_ATOL, DEFAULT_RTOL, VerificationReport, verify_loaded
+
+KEXPORT_NAMES = re.compile(r"kexport>\w+")
 
 
 def _silent(message: str) -> None:
@@ -97,6 +100,9 @@ class ConvertResult:
     written: list[str]
     report: VerificationReport | None
     notes: list[str] = field(default_factory=list)
+    route: str = "keras3"  # LoadedModel.route: keras3, tf-keras or signature
+    route_reason: str = ""
+    load_requires: list[str] = field(default_factory=list)  # what reading the output needs
 
     def as_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -105,9 +111,44 @@ class ConvertResult:
         return data
 
 
-def refuse_impossible(source: LoadedModel, fmt: str, config_only: bool) -> None:
-    """Refuse up front what the source cannot give, with the fix in the message."""
+def load_requirements(path: Path, fmt: str, custom_objects: dict) -> list[str]:
+    """What a Keras loader needs, beyond Keras, to read a written file (empty: nothing).
+
+    Translated Keras 2 functions Keras 3 lacks (Keras 2's hard_sigmoid) are written under names
+    kexport registers; custom classes are named as written. A SavedModel needs neither.
+    """
+    if fmt not in ("h5", "keras", "json", "yaml"):
+        return []
+    text = json.dumps(read_config(Detected(path, fmt)))
+    needs = [f"import exporter first (it registers {name})"
+             for name in sorted(set(KEXPORT_NAMES.findall(text)))]
+    needs += [f"custom object '{name}' (pass it as custom_objects, as --custom-objects did)"
+              for name in sorted(custom_objects)]
+    return needs
+
+
+def route_reason(source: LoadedModel) -> str:
+    """One sentence on the path a conversion took, for the text and JSON results."""
+    if source.route == "tf-keras":
+        return ("written from tf-keras's model: Keras 3 cannot express it ("
+                f"{getattr(source.keras3_refusal, 'message', source.keras3_refusal)})")
+    if source.route == "signature":
+        return "the source SavedModel's serving signature, copied as it is (no Keras model)"
+    return ""
+
+
+def refuse_impossible(source: LoadedModel, fmt: str, config_only: bool,
+                      native_ok: bool = False) -> None:
+    """Refuse up front what the source cannot give, with the fix in the message.
+
+    `native_ok`: the caller writes a SavedModel from a source with no Keras 3 model (tf-keras's
+    model, or the source SavedModel itself) when it has one.
+    """
     if source.model is None:
+        if native_ok and fmt == "savedmodel" and source.native is not None:
+            return
+        if source.keras3_refusal is not None:
+            raise source.keras3_refusal
         raise FormatError(
             f"{source.path} is a SavedModel without Keras metadata (a Keras 3 export or a plain "
             f"tf.Module): it holds a serving signature, not a Keras model, so it cannot become "
@@ -190,8 +231,13 @@ def stage_verify_publish(
     """
     with staging_folder(destination) as stage:
         progress(f"writing {fmt} to {destination}")
-        staged = save_model(model.model, stage / destination.name, fmt, config_only,
-                            keras_compat, notes=model.notes)
+        if model.model is None:  # refuse_impossible let through a SavedModel from `native`
+            from exporter.formats.savedmodel import save_native
+
+            staged = save_native(model.native, stage / destination.name)
+        else:
+            staged = save_model(model.model, stage / destination.name, fmt, config_only,
+                                keras_compat, notes=model.notes)
         report = None
         if check is not None:
             progress("verifying the written model against the source")
@@ -232,7 +278,7 @@ def convert(
     check_destinations(output_paths(destination, fmt, config_only), force)
     progress(f"loading {source_path}")
     source = load_model(source_path, options)
-    refuse_impossible(source, fmt, config_only)
+    refuse_impossible(source, fmt, config_only, native_ok=True)
     check = None
     if verify:
         def check(written: LoadedModel) -> VerificationReport:
@@ -250,6 +296,9 @@ def convert(
         written=[str(p) for p in published],
         report=report,
         notes=list(source.notes),
+        route=source.route,
+        route_reason=route_reason(source),
+        load_requires=load_requirements(published[0], fmt, source.custom_objects),
     )
 
 

@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from exporter.errors import BadInputError, IncompatibleWeightsError
+from exporter.errors import BadInputError, IncompatibleWeightsError, KexportError
 from exporter.formats.failures import describe_load_error, loader_errors
 from exporter.kmodel import input_specs, model_runner, output_specs
 from exporter.legacy.keras1 import needs_pretranslation, pretranslate
@@ -158,16 +158,37 @@ def flip_theano_kernels(model, notes: list[str]) -> None:
 
 def from_keras2_model(source, path: Path, fmt: str, options: LoadOptions, notes: list[str],
                       keras_version: str | None) -> LoadedModel:
-    """Translate a tf-keras model into a Keras 3 model with the same weights."""
-    config = json.loads(source.to_json())
-    model = build_keras3(config, path, options, notes)
-    copy_weights(source, model)
+    """Translate a tf-keras model into a Keras 3 model with the same weights.
+
+    When Keras 3 cannot express the model (an op layer with no Keras 3 layer, a layer Keras 3
+    dropped, a custom Keras 2 layer), the result holds tf-keras's model alone: a SavedModel can
+    still be written from it, and asking for a Keras 3 format raises the translation's error.
+    """
+    try:
+        with loader_errors(path, options):
+            config = json.loads(source.to_json())
+        model = build_keras3(config, path, options, notes)
+        copy_weights(source, model)
+    except KexportError as error:
+        return tf_keras_only(source, path, fmt, notes, keras_version, error)
     from exporter.formats.keras_v3 import loaded_keras3
 
     loaded = loaded_keras3(model, fmt, path, keras_version)
     loaded.reference = model_runner(source)  # what the file computes, as tf-keras reads it
     loaded.notes = notes
     return loaded
+
+
+def tf_keras_only(source, path: Path, fmt: str, notes: list[str], keras_version: str | None,
+                  error: KexportError) -> LoadedModel:
+    """A Keras 2 model only tf-keras holds: servable as a SavedModel, not convertible to Keras 3."""
+    reason = getattr(error, "message", str(error))
+    return LoadedModel(
+        model=None, format=fmt, path=path, reference=model_runner(source),
+        inputs=input_specs(source), outputs=output_specs(source), keras_version=keras_version,
+        notes=[*notes, f"tf-keras-only: model: no Keras 3 translation ({reason})"],
+        route="tf-keras", native=source, keras3_refusal=error,
+    )
 
 
 def build_keras3(config: dict, path: Path, options: LoadOptions, notes: list[str]):
