@@ -96,9 +96,54 @@ def pretranslate(config: dict, notes: list[str]) -> dict:
         config["config"] = {"name": "sequential", "layers": config["config"]}
         notes.append("legacy-sequential: model: Keras 1-2.1 layer list wrapped into a Sequential "
                      "config")
+    if _first_layer_merges_branches(config):
+        config = _branches_to_functional(config, notes)
     for obj in list(layer_objects(config)):
         _translate_layer(obj, notes)
     return config
+
+
+def _first_layer_merges_branches(config: dict) -> bool:
+    layers = config.get("config", {}).get("layers") if config.get("class_name") == "Sequential" else None
+    first = layers[0] if isinstance(layers, list) and layers else None
+    branches = first.get("config", {}).get("layers") if isinstance(first, dict) else None
+    return (first.get("class_name") == "Merge" and isinstance(branches, list)
+            and all(isinstance(b, dict) and b.get("class_name") == "Sequential" for b in branches))
+
+
+def _branches_to_functional(config: dict, notes: list[str]) -> dict:
+    """A Keras 1 Sequential that starts with a Merge of Sequential branches, as the functional
+    model it is: one input per branch, each branch's layers in a chain, the Merge joining them,
+    the rest after it. Layers keep their names, so the file's weights load by name."""
+    layers, inputs, ends = [], [], []
+    sequential = config["config"]["layers"]
+    merge = sequential[0]
+    for branch in merge["config"]["layers"]:
+        chain = branch["config"] if isinstance(branch["config"], list) else branch["config"]["layers"]
+        chain = copy.deepcopy(chain)
+        first = chain[0]["config"]
+        name = f"{first.get('name', 'branch')}_input"
+        layers.append({"class_name": "InputLayer", "name": name, "inbound_nodes": [], "config": {
+            "name": name, "batch_input_shape": first.pop("batch_input_shape"),
+            "dtype": first.pop("input_dtype", None) or "float32", "sparse": False}})
+        inputs.append([name, 0, 0])
+        ends.append(_chain(chain, name, layers))
+    merge = {**merge, "name": merge["config"]["name"], "inbound_nodes": [[[end, 0, 0, {}] for end in ends]]}
+    layers.append(merge)
+    last = _chain(copy.deepcopy(sequential[1:]), merge["name"], layers)
+    notes.append(f"keras1-branches: model: Sequential starting with a Merge of {len(inputs)} "
+                 "Sequential branches -> functional model with one input per branch")
+    return {"class_name": "Model", "config": {
+        "name": "model", "layers": layers, "input_layers": inputs, "output_layers": [[last, 0, 0]]}}
+
+
+def _chain(chain: list[dict], previous: str, layers: list[dict]) -> str:
+    """Append `chain` to `layers`, each layer called on the one before; returns the last name."""
+    for layer in chain:
+        name = layer["config"]["name"]
+        layers.append({**layer, "name": name, "inbound_nodes": [[[previous, 0, 0, {}]]]})
+        previous = name
+    return previous
 
 
 def _translate_layer(obj: dict, notes: list[str]) -> None:

@@ -75,9 +75,9 @@ def load_keras2_config(config: dict, path: Path, fmt: str, options: LoadOptions,
         )
     if weights is not None:
         with loader_errors(weights, options), quiet_stdout():
-            source.load_weights(
-                str(weights), by_name=options.by_name, skip_mismatch=options.skip_mismatch
-            )
+            # A restructured Keras 1 model keeps its layer names but not the file's layer order.
+            by_name = options.by_name or any(n.startswith("keras1-branches") for n in notes)
+            source.load_weights(str(weights), by_name=by_name, skip_mismatch=options.skip_mismatch)
         attrs = hdf5_attrs(Path(weights))
         if attrs.get("backend") == "theano":
             flip_theano_kernels(source, notes)
