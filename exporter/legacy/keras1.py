@@ -85,8 +85,18 @@ def needs_pretranslation(config: dict, keras_version: str | None) -> bool:
     return any(
         obj.get("class_name") in CLASS_RENAMES
         or obj.get("class_name") in ("Merge", "CuDNNLSTM", "CuDNNGRU")
+        or _keras20_layer(obj)
         for obj in layer_objects(config)
     )
+
+
+def _keras20_layer(obj: dict) -> bool:
+    """Keras 2.0/2.1 layers tf-keras builds differently: an Embedding whose dtype names its
+    integer input, a GRU from before `reset_after` existed."""
+    cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+    if obj.get("class_name") == "Embedding":
+        return str(cfg.get("dtype", "")).startswith(("int", "uint"))
+    return obj.get("class_name") == "GRU" and "reset_after" not in cfg
 
 
 def pretranslate(config: dict, notes: list[str]) -> dict:
@@ -159,6 +169,8 @@ def _translate_layer(obj: dict, notes: list[str]) -> None:
         _translate_merge(obj, name, notes)
     if old_class in ("CuDNNLSTM", "CuDNNGRU"):
         _translate_cudnn(obj, name, notes)
+    if _keras20_layer(obj):
+        _translate_keras20(obj, name, notes)
     class_name = obj["class_name"]
     renames = {**COMMON_RENAMES, **LAYER_RENAMES.get(class_name, {})}
     for old, new in renames.items():
@@ -191,6 +203,18 @@ def _translate_values(cfg: dict, class_name: str, name: str, notes: list[str]) -
             notes.append(f"keras1-dropped: {name}: {key}")
     if isinstance(cfg.get("padding"), str):
         cfg["padding"] = cfg["padding"].lower()
+
+
+def _translate_keras20(obj: dict, name: str, notes: list[str]) -> None:
+    cfg = obj["config"]
+    if obj["class_name"] == "Embedding":
+        # Its table is float: built as int32, its float initializer cannot even run.
+        notes.append(f"keras20-embedding-dtype: {name}: dtype {cfg['dtype']!r} (the input's) "
+                     "-> 'float32'; token ids are still cast to integers")
+        cfg["dtype"] = "float32"
+    else:
+        cfg["reset_after"] = False  # what Keras 2.0/2.1's GRU computed
+        notes.append(f"keras20-gru: {name}: no reset_after recorded -> reset_after=False")
 
 
 def _translate_merge(obj: dict, name: str, notes: list[str]) -> None:
