@@ -30,6 +30,11 @@ def translate_graph(cfg: dict) -> None:
         ]
     for key in ("input_layers", "output_layers"):
         cfg[key] = _shift_refs(cfg.get(key), offsets)
+        if isinstance(cfg[key], list) and len(cfg[key]) == 1 and is_ref(cfg[key][0]):
+            # One tensor, not a list of one: Keras 3 then returns a tensor from the model, and a
+            # Sequential holding it hands the next layer that tensor (a list of one reached a
+            # GlobalAveragePooling2D after a nested MobileNet as two tensors).
+            cfg[key] = cfg[key][0]
 
 
 def _node_offsets(cfg: dict) -> dict[str, int]:

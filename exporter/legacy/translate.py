@@ -169,7 +169,7 @@ def drop_unrecognized(config: dict, error: Exception, notes: list[str]) -> bool:
         for key in keys:
             if key not in cfg:
                 continue
-            if key.endswith(TRAINING_ONLY_SUFFIXES):
+            if key.endswith(TRAINING_ONLY_SUFFIXES) or key in TRAINING_ONLY_ARGUMENTS:
                 notes.append(f"dropped-training-argument: {cfg.get('name')}: {key}")
                 del cfg[key]
                 changed = True
@@ -202,6 +202,8 @@ NO_DEFAULT = object()
 # Arguments that shape training only: initializers never touch loaded weights, and
 # regularizers and constraints act only while fitting.
 TRAINING_ONLY_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+# The random generator of augmentation layers, which are the identity at inference.
+TRAINING_ONLY_ARGUMENTS = {"rng_type"}
 
 
 def keras2_default(class_name: str, argument: str):
