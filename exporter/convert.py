@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +25,9 @@ from exporter.formats import (
 )
 from exporter.loaded import LoadedModel, LoadOptions, SaveOptions
 from exporter.publish import check_destinations, publish, staging_folder
+from exporter.routes import load_requirements, route_reason, write_native_savedmodel
 from exporter.safety import check_safe
 from exporter.verify import DEFAULT_ATOL, DEFAULT_RTOL, VerificationReport, verify_loaded
-
-KEXPORT_NAMES = re.compile(r"kexport>\w+")
 
 
 def _silent(message: str) -> None:
@@ -109,32 +107,6 @@ class ConvertResult:
         data["report"] = self.report.as_dict() if self.report else None
         data["verified"] = bool(self.report and self.report.passed)
         return data
-
-
-def load_requirements(path: Path, fmt: str, custom_objects: dict) -> list[str]:
-    """What a Keras loader needs, beyond Keras, to read a written file (empty: nothing).
-
-    Translated Keras 2 functions Keras 3 lacks (Keras 2's hard_sigmoid) are written under names
-    kexport registers; custom classes are named as written. A SavedModel needs neither.
-    """
-    if fmt not in ("h5", "keras", "json", "yaml"):
-        return []
-    text = json.dumps(read_config(Detected(path, fmt)))
-    needs = [f"import exporter first (it registers {name})"
-             for name in sorted(set(KEXPORT_NAMES.findall(text)))]
-    needs += [f"custom object '{name}' (pass it as custom_objects, as --custom-objects did)"
-              for name in sorted(custom_objects)]
-    return needs
-
-
-def route_reason(source: LoadedModel) -> str:
-    """One sentence on the path a conversion took, for the text and JSON results."""
-    if source.route == "tf-keras":
-        return ("written from tf-keras's model: Keras 3 cannot express it ("
-                f"{getattr(source.keras3_refusal, 'message', source.keras3_refusal)})")
-    if source.route == "signature":
-        return "the source SavedModel's serving signature, copied as it is (no Keras model)"
-    return ""
 
 
 def refuse_impossible(source: LoadedModel, fmt: str, config_only: bool,
@@ -232,9 +204,7 @@ def stage_verify_publish(
     with staging_folder(destination) as stage:
         progress(f"writing {fmt} to {destination}")
         if model.model is None:  # refuse_impossible let through a SavedModel from `native`
-            from exporter.formats.savedmodel import save_native
-
-            staged = save_native(model.native, stage / destination.name)
+            staged = write_native_savedmodel(model, stage / destination.name)
         else:
             staged = save_model(model.model, stage / destination.name, fmt, config_only,
                                 keras_compat, notes=model.notes)

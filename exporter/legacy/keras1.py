@@ -117,7 +117,7 @@ def _first_layer_merges_branches(config: dict) -> bool:
     layers = config.get("config", {}).get("layers") if config.get("class_name") == "Sequential" else None
     first = layers[0] if isinstance(layers, list) and layers else None
     branches = first.get("config", {}).get("layers") if isinstance(first, dict) else None
-    return (first.get("class_name") == "Merge" and isinstance(branches, list)
+    return (isinstance(branches, list) and first.get("class_name") == "Merge"
             and all(isinstance(b, dict) and b.get("class_name") == "Sequential" for b in branches))
 
 
