@@ -91,3 +91,30 @@ CASES = [
     WildCase("hdf5_named_keras", "hdf5_named_dot_keras_k220/model.keras"),
     WildCase("tm_mobilenet_nested", "tm_mobilenet_nested_tf24/keras_model.h5", slow=True),
 ]
+
+
+def reference_arrays(case: WildCase) -> tuple[list, list]:
+    """The case's reference inputs `x_0, x_1, ...` and outputs `y_0, y_1, ...`, in order."""
+    import numpy as np
+
+    with np.load(case.reference_path) as archive:
+        count = {prefix: sum(key.startswith(prefix) for key in archive.files) for prefix in "xy"}
+        return ([archive[f"x_{i}"] for i in range(count["x"])],
+                [archive[f"y_{i}"] for i in range(count["y"])])
+
+
+def mismatches(actual: list, expected: list, case: WildCase) -> list[str]:
+    """Outputs that differ: |a - y| > rtol |y| (+ 1e-5 max|y| unless the reference is weak)."""
+    import numpy as np
+
+    if len(actual) != len(expected):
+        return [f"{len(actual)} outputs, expected {len(expected)}"]
+    problems = []
+    for index, (got, want) in enumerate(zip(actual, expected)):
+        got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+        atol = 0.0 if case.weak else 1e-5 * float(np.max(np.abs(want)))
+        if got.shape != want.shape:
+            problems.append(f"y_{index}: shape {got.shape} != {want.shape}")
+        elif not np.allclose(got, want, rtol=max(case.rtol, 1e-4), atol=atol):
+            problems.append(f"y_{index}: max abs diff {np.max(np.abs(got - want)):.3g}")
+    return problems

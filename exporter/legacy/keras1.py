@@ -108,9 +108,27 @@ def pretranslate(config: dict, notes: list[str]) -> dict:
                      "config")
     if _first_layer_merges_branches(config):
         config = _branches_to_functional(config, notes)
+    _give_embedding_input_its_dtype(config, notes)
     for obj in list(layer_objects(config)):
         _translate_layer(obj, notes)
     return config
+
+
+def _give_embedding_input_its_dtype(config: dict, notes: list[str]) -> None:
+    """Keras 2.0 put an Embedding-first Sequential's input dtype on the Embedding: an InputLayer
+    carries it now (token ids stay integers), and the Embedding's table becomes float."""
+    layers = config.get("config", {}).get("layers") if config.get("class_name") == "Sequential" else None
+    first = layers[0] if isinstance(layers, list) and layers else None
+    cfg = first.get("config") if isinstance(first, dict) else None
+    if (not isinstance(cfg, dict) or first.get("class_name") != "Embedding"
+            or not _keras20_layer(first) or "batch_input_shape" not in cfg):
+        return
+    name = f"{cfg.get('name', 'embedding')}_input"
+    layers.insert(0, {"class_name": "InputLayer", "config": {
+        "name": name, "batch_input_shape": cfg.pop("batch_input_shape"), "dtype": cfg["dtype"],
+        "sparse": False}})
+    notes.append(f"keras20-embedding-input: {cfg.get('name')}: input dtype {cfg['dtype']!r} "
+                 f"moved to an InputLayer '{name}'")
 
 
 def _first_layer_merges_branches(config: dict) -> bool:
