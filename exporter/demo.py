@@ -2,8 +2,8 @@
 
 Builds a small seeded image classifier, converts it through every format (each step verified),
 slices a feature extractor out of it, bundles both for TensorFlow Serving, starts `kexport serve`
-on the bundle in the background, predicts over gRPC with the standalone client script, prints
-the results and stops the server. Every command is printed before it runs.
+on the bundle in the background, predicts over gRPC and over TF Serving's REST API with the
+standalone client script, prints the results and stops the server. Every command is printed before it runs.
 
 Usage: python -m exporter.demo OUT_DIR [--bundle-only]
 """
@@ -92,26 +92,31 @@ def write_images(out: Path, count: int = 3) -> list[Path]:
 
 
 def serve_and_predict(out: Path, bundle: Path) -> None:
-    """Start `kexport serve` on port 0, predict with serving/client.py, stop the server."""
-    command = [sys.executable, "-m", "exporter.cli", "serve", str(bundle), "--port", "0", "--json"]
-    print(f"\n$ kexport serve {bundle} --port 0 --json &", flush=True)
+    """Start `kexport serve` on free ports, predict with serving/client.py over gRPC and REST,
+    stop the server."""
+    command = [sys.executable, "-m", "exporter.cli", "serve", str(bundle), "--port", "0",
+               "--rest_api_port", "0", "--json"]
+    print(f"\n$ kexport serve {bundle} --port 0 --rest_api_port 0 --json &", flush=True)
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         line = server.stdout.readline()
         if not line:
             sys.exit("demo: `kexport serve` stopped before it was ready")
-        target = json.loads(line)["address"]
+        ready = json.loads(line)
+        target, rest_url = ready["address"], ready["rest_url"]
         images = write_images(out)
         labels = out / "labels.txt"  # class names for --top (nothing is downloaded at run time)
         labels.write_text("\n".join(CLASS_NAMES) + "\n")
-        client = [sys.executable, str(REPO / "serving" / "client.py"), "--target", target]
+        client = [sys.executable, str(REPO / "serving" / "client.py")]
+        classify = ["--model", "classifier", "--preprocess", "tf", "--top", "3", "--labels",
+                    str(labels), *map(str, images)]
         for args in (
-            ["--model", "classifier", "--preprocess", "tf", "--top", "3", "--labels", str(labels),
-             *map(str, images)],
-            ["--model", "features", "--preprocess", "tf", "--output", f"npz:{out / 'features.npz'}",
-             str(images[0])],
+            ["--target", target, *classify],
+            ["--target", target, "--model", "features", "--preprocess", "tf", "--output",
+             f"npz:{out / 'features.npz'}", str(images[0])],
+            ["--rest", rest_url, *classify],  # the same answer over TF Serving's REST API
         ):
-            print(f"\n$ python serving/client.py --target {target} {' '.join(args)}", flush=True)
+            print(f"\n$ python serving/client.py {' '.join(args)}", flush=True)
             result = subprocess.run(client + args, check=False)
             if result.returncode != 0:
                 sys.exit(f"demo: the client failed with exit code {result.returncode}")

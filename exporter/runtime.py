@@ -17,6 +17,10 @@ import warnings
 # Set before TensorFlow is first imported: C++ logs above ERROR and oneDNN banners stay silent.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow turns oneDNN on by itself only on CPUs with AVX-512; without it, the stock CPU kernels
+# refuse NCHW convolutions ("Conv2D op currently only supports the NHWC tensor format"), so every
+# channels_first model (Theano-era files above all) would fail to run on an ordinary AVX2 machine.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def _silence_python_loggers() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from exporter.cli_common import (
     DebugOpt,
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
     """Add the `bundle`, `predict` and `serve` commands to the kexport Typer app."""
     app.command("bundle")(handle_errors(bundle))
     app.command("predict")(handle_errors(predict))
-    app.command("serve")(handle_errors(serve))
+    app.command("serve", cls=TFServingCommand)(handle_errors(serve))
 
 
 def bundle(
@@ -89,6 +90,9 @@ def predict(
         metavar="[FILE]...", help="Inputs: .npy, .npz, .json or images (PNG/JPEG); many files "
         "are batched.", show_default=False)] = None,
     target: Annotated[str, typer.Option(help="Server HOST:PORT.")] = "localhost:8500",
+    rest: Annotated[str | None, typer.Option(
+        metavar="URL", help="Use TF Serving's REST API at URL (http://HOST:8501) instead of "
+        "gRPC.")] = None,
     signature: Annotated[str | None, typer.Option(help="Signature (serving_default).")] = None,
     version: Annotated[int | None, typer.Option(help="Model version (default: latest).")] = None,
     label: Annotated[str | None, typer.Option(help="Model version label, e.g. stable.")] = None,
@@ -109,7 +113,7 @@ def predict(
     json_output: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Send predictions to a TF Serving gRPC endpoint (a container, or `kexport serve`)."""
+    """Send predictions to a TF Serving gRPC or REST endpoint (a container, or `kexport serve`)."""
     from serving.client_cli import ProgressPrinter, describe, run_predict
 
     result = run_predict(
@@ -118,7 +122,7 @@ def predict(
         timeout=timeout, tls=tls, ca_cert=str(ca_cert) if ca_cert else None,
         output="json" if json_output and not output.startswith("npz:") else output, top=top,
         labels=str(labels) if labels else None, preprocess=preprocess, force=force,
-        progress=ProgressPrinter())
+        progress=ProgressPrinter(), rest=rest)
     typer.echo(describe(result.prediction), err=True)
     if result.text:
         typer.echo(result.text)
@@ -131,44 +135,149 @@ def predict(
 
 
 def serve(
-    path: Annotated[Path, typer.Argument(help="A bundle (with models.config) or a model base path "
-                                         "with numbered version folders.", show_default=False)],
+    path: Annotated[Path | None, typer.Argument(
+        help="A bundle (with models.config), a models.config file, or a model base path with "
+        "numbered version folders.", show_default=False)] = None,
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server "
                                       "to the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="gRPC port; 0 picks a free one.")] = 8500,
-    model_name: Annotated[str, typer.Option(help="Model name when PATH is a base path.")] = "default",
+    port: Annotated[int, typer.Option("--port", help="gRPC port; 0 picks a free one.")] = 8500,
+    rest_api_port: Annotated[int | None, typer.Option(
+        "--rest-api-port", "--rest_api_port",
+        help="Serve TF Serving's REST API on this port; 0 picks a free one.")] = None,
+    rest_api_timeout_in_ms: Annotated[int, typer.Option(
+        "--rest-api-timeout-in-ms", "--rest_api_timeout_in_ms",
+        help="How long an idle REST connection stays open.")] = 30000,
+    rest_api_cors: Annotated[bool, typer.Option(
+        "--rest-api-cors/--no-rest-api-cors", "--rest_api_enable_cors_support",
+        help="Add CORS headers to REST replies.")] = False,
+    model_name: Annotated[str, typer.Option(
+        "--model-name", "--model_name", help="Model name when serving a base path.")] = "default",
+    model_base_path: Annotated[Path | None, typer.Option(
+        "--model-base-path", "--model_base_path", help="A model base path (as PATH).")] = None,
+    model_config_file: Annotated[Path | None, typer.Option(
+        "--model-config-file", "--model_config_file", help="A models.config (as PATH).")] = None,
+    config_poll_seconds: Annotated[float, typer.Option(
+        "--model-config-file-poll-wait-seconds", "--model_config_file_poll_wait_seconds",
+        help="Re-read models.config this often; 0 reads it once.")] = 0.0,
     poll_seconds: Annotated[float, typer.Option(
+        "--poll-seconds", "--file_system_poll_wait_seconds",
         help="Seconds between looks for new or removed versions; 0 never.")] = 1.0,
+    grpc_socket_path: Annotated[str | None, typer.Option(
+        "--grpc-socket-path", "--grpc_socket_path",
+        help="Also serve gRPC on this UNIX socket.")] = None,
+    monitoring_config_file: Annotated[Path | None, typer.Option(
+        "--monitoring-config-file", "--monitoring_config_file",
+        help="A MonitoringConfig text proto; prometheus_config serves metrics on the REST "
+        "port.")] = None,
+    enable_batching: Annotated[bool, typer.Option(
+        "--enable-batching/--no-enable-batching", "--enable_batching",
+        help="Batch concurrent requests on the server.")] = False,
+    batching_parameters_file: Annotated[Path | None, typer.Option(
+        "--batching-parameters-file", "--batching_parameters_file",
+        help="A BatchingParameters text proto (batching.config).")] = None,
+    per_model_batching: Annotated[bool, typer.Option(
+        "--per-model-batching/--no-per-model-batching", "--enable_per_model_batching_parameters",
+        help="Read batching_params.pbtxt of each version.")] = False,
+    prefer_tflite_model: Annotated[bool, typer.Option(
+        "--prefer-tflite-model/--no-prefer-tflite-model", "--prefer_tflite_model",
+        help="Serve a version's model.tflite when it has one.")] = False,
+    signature_method_check: Annotated[bool, typer.Option(
+        "--signature-method-name-check/--no-signature-method-name-check",
+        "--enable_signature_method_name_check",
+        help="Check SignatureDef method names on Classify and Regress.")] = True,
     tensor_content: Annotated[bool, typer.Option(
+        "--tensor-content/--no-tensor-content", "--enable_serialization_as_tensor_content",
         help="Reply with tensor_content bytes instead of typed fields.")] = False,
-    max_workers: Annotated[int, typer.Option(help="Requests handled at once.")] = 16,
-    warmup: Annotated[bool, typer.Option(help="Replay assets.extra warm-up records at load.")] = True,
+    max_workers: Annotated[int, typer.Option(
+        "--max-workers", "--grpc_max_threads", help="gRPC requests handled at once.")] = 16,
+    grpc_channel_arguments: Annotated[str, typer.Option(
+        "--grpc-channel-arguments", "--grpc_channel_arguments", metavar="KEY=VALUE,...",
+        help="Extra gRPC server options.")] = "",
+    warmup: Annotated[bool, typer.Option(
+        "--warmup/--no-warmup", "--enable_model_warmup",
+        help="Replay assets.extra warm-up records at load.")] = True,
+    ssl_config_file: Annotated[Path | None, typer.Option(
+        "--ssl-config-file", "--ssl_config_file", help="An SSLConfig text proto: serve TLS.")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain: serve TLS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print versions and exit.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log one line per request.")] = False,
     json_output: Annotated[bool, typer.Option(
-        "--json", help="Print {address, host, port, models} as JSON on stdout once serving.")] = False,
+        "--json", help="Print {address, port, rest_port, models, ...} as JSON on stdout once "
+        "serving.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Serve models over TF Serving's gRPC API until Ctrl-C or SIGTERM (a local stand-in for the
-    tensorflow/serving container)."""
+    """Serve models over TF Serving's gRPC and REST APIs until Ctrl-C or SIGTERM (a local
+    stand-in for the tensorflow/serving container; its flags are accepted as they are)."""
     import logging
 
+    import click
+
+    from serving.options import serve_options
+
+    if version:
+        typer.echo(serving_version())
+        return
+    tuning = click.get_current_context().meta.get(TUNING_FLAGS_KEY, [])
+    if tuning:  # named once, so a copied command line is not silently half-honoured
+        typer.echo(f"kexport serve: accepted without effect here: {', '.join(tuning)}", err=True)
+    options = serve_options(
+        path, model_base_path=model_base_path, model_config_file=model_config_file,
+        ssl_config_file=ssl_config_file, tls_cert=tls_cert, tls_key=tls_key,
+        monitoring_config_file=monitoring_config_file, enable_batching=enable_batching,
+        batching_parameters_file=batching_parameters_file, per_model_batching=per_model_batching,
+        grpc_channel_arguments=grpc_channel_arguments, model_name=model_name, host=host,
+        port=port, grpc_socket_path=grpc_socket_path, rest_port=rest_api_port,
+        rest_timeout_ms=rest_api_timeout_in_ms, rest_cors=rest_api_cors,
+        config_poll_seconds=config_poll_seconds, poll_seconds=poll_seconds,
+        tensor_content=tensor_content, max_workers=max_workers, warmup=warmup,
+        prefer_tflite_model=prefer_tflite_model, signature_method_check=signature_method_check,
+        tuning_flags=tuple(tuning))
     from serving.server import serve as run_server
 
-    logger = logging.getLogger("kexport.serving")
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("kexport.serving").setLevel(logging.DEBUG if verbose else logging.INFO)
 
     def announce(running) -> None:
         if json_output:
-            typer.echo(json.dumps({"address": running.address, "host": running.host,
-                                   "port": running.port, "models": running.manager.available()}))
+            typer.echo(json.dumps({
+                "address": running.address, "host": running.host, "port": running.port,
+                "rest_port": running.rest_port, "rest_url": running.rest_url,
+                "socket_path": running.socket_path, "models": running.manager.available()}))
             sys.stdout.flush()
 
-    from serving.server import tls_credentials
+    run_server(options=options, on_ready=announce)
 
-    credentials = tls_credentials(tls_cert, tls_key)  # before loading models: cheap refusals first
-    run_server(path, host=host, port=port, model_name=model_name, poll_seconds=poll_seconds,
-               tensor_content=tensor_content, max_workers=max_workers, warmup=warmup,
-               on_ready=announce, credentials=credentials)
+
+TUNING_FLAGS_KEY = "kexport.tuning_flags"
+
+
+class TFServingCommand(TyperCommand):
+    """`kexport serve`: TF Serving's flag spellings are normalized before click parses them."""
+
+    def parse_args(self, ctx, args):
+        import click
+
+        from exporter.errors import BadInputError
+        from serving.tfs_flags import normalize_argv
+
+        try:
+            args, tuning = normalize_argv(list(args))
+        except BadInputError as err:
+            raise click.UsageError(str(err), ctx) from None
+        ctx.meta[TUNING_FLAGS_KEY] = tuning
+        return super().parse_args(ctx, args)
+
+
+def serving_version() -> str:
+    """What `kexport serve --version` prints (TF Serving's two lines, for this stand-in)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return (f"TensorFlow ModelServer: kexport serve {installed('kexport')} (a local stand-in)\n"
+            f"TensorFlow Library: {installed('tensorflow')}")

@@ -93,7 +93,7 @@ def run_predict(target: str, model: str, *, files=(), inputs=(), signature: str 
                 concurrency: int = 4, timeout: float = 10.0, tls: bool = False,
                 ca_cert: str | None = None, output: str = "json", top: int | None = None,
                 labels: str | None = None, preprocess: str = "none", force: bool = False,
-                progress=None) -> PredictResult:
+                progress=None, rest: str | None = None) -> PredictResult:
     """Predict files on a TF Serving endpoint and render the outputs.
 
     Args:
@@ -111,6 +111,8 @@ def run_predict(target: str, model: str, *, files=(), inputs=(), signature: str 
         preprocess: image preprocessing mode.
         force: overwrite an existing npz file.
         progress: called as progress(done, total) after each batch.
+        rest: a REST base URL (http://HOST:8501): use TF Serving's REST API instead of gRPC at
+            `target`, with the same outputs and errors.
 
     Raises:
         BadInputError: bad options or input files (exit 2).
@@ -121,7 +123,13 @@ def run_predict(target: str, model: str, *, files=(), inputs=(), signature: str 
     class_names = load_labels(labels) if labels else None
     if version is not None and label:
         raise BadInputError("--version and --label exclude each other; pass one.")
-    with PredictClient(target, timeout=timeout, tls=tls, ca_cert=ca_cert) as client:
+    if rest:
+        from serving.rest_client import RestPredictClient
+
+        client_type, target = RestPredictClient, rest
+    else:
+        client_type = PredictClient
+    with client_type(target, timeout=timeout, tls=tls, ca_cert=ca_cert) as client:
         prediction = predict_files(client, model, files=files, named=named, preprocess=preprocess,
                                    batch_size=batch_size, concurrency=concurrency,
                                    progress=progress, signature=signature, version=version,
@@ -145,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="inputs: .npy, .npz, .json or images; many files are batched")
     parser.add_argument("--target", default="localhost:8500", help="HOST:PORT (localhost:8500)")
+    parser.add_argument("--rest", metavar="URL", help="use TF Serving's REST API at URL "
+                        "(http://HOST:8501) instead of gRPC")
     parser.add_argument("--model", required=True, help="model name")
     parser.add_argument("--signature", help="signature name (serving_default)")
     which = parser.add_mutually_exclusive_group()
@@ -180,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size, concurrency=args.concurrency, timeout=args.timeout,
             tls=args.tls, ca_cert=args.ca_cert, output=args.output, top=args.top,
             labels=args.labels, preprocess=args.preprocess, force=args.force,
-            progress=ProgressPrinter())
+            progress=ProgressPrinter(), rest=args.rest)
     except KexportError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return err.exit_code

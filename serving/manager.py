@@ -60,6 +60,42 @@ class ModelManager:
             for model in self.models.values():
                 self._refresh_model(model)
 
+    def reload(self, models: list[ModelConfig]) -> None:
+        """Serve this list of models from now on, as TF Serving's ReloadConfig does.
+
+        New models load, removed ones unload, changed policies and labels apply. Requests in
+        flight keep the version they resolved, so none is dropped.
+
+        Raises:
+            RpcFailure: FAILED_PRECONDITION when a label points at a version that is not
+                available once loading is done (TF Serving's rule); the rest is applied.
+        """
+        wanted = {model.name: model for model in models}
+        with self._refresh_lock:
+            with self._lock:
+                removed = [name for name in self.models if name not in wanted]
+                for name in removed:
+                    for version in self._loaded.pop(name, {}):
+                        self._states[name][version] = VersionState("END")
+                for name in wanted:
+                    self._loaded.setdefault(name, {})
+                    self._states.setdefault(name, {})
+                self.models = wanted
+            for name in removed:
+                log.info("unloaded model %s: no longer in the config", name)
+            for model in wanted.values():
+                self._refresh_model(model)
+        self._check_labels()
+
+    def _check_labels(self) -> None:
+        with self._lock:
+            for model in self.models.values():
+                for label, version in sorted(model.labels.items()):
+                    if version not in self._loaded.get(model.name, {}):
+                        raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION, (
+                            f"Request to assign label to version {version} of model "
+                            f"{model.name}, which is not currently available for inference"))
+
     def start_polling(self, seconds: float) -> None:
         """Refresh every `seconds` in a daemon thread; 0 or less polls never (the initial load
         only, as TF Serving's --file_system_poll_wait_seconds=0)."""

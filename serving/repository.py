@@ -67,6 +67,16 @@ def load_repository(path: str | Path, model_name: str = "default") -> list[Model
     return [ModelConfig(model_name, root.resolve())]
 
 
+def config_file(path: str | Path) -> tuple[Path, Path] | None:
+    """(models.config file, bundle folder) of a server started on PATH; None for a base path."""
+    root = Path(path).expanduser()
+    if root.is_file():
+        return root, root.parent
+    if (root / CONFIG_NAME).is_file():
+        return root / CONFIG_NAME, root
+    return None
+
+
 def read_models_config(config_path: Path, bundle: Path) -> list[ModelConfig]:
     """Parse a text-format ModelServerConfig; map `/models/...` base paths into `bundle/models/`.
 
@@ -83,23 +93,40 @@ def read_models_config(config_path: Path, bundle: Path) -> list[ModelConfig]:
     except (text_format.ParseError, UnicodeDecodeError) as err:
         raise BadInputError(f"Error parsing text-format tensorflow.serving.ModelServerConfig "
                             f"{config_path}: {err}") from None
-    if config.HasField("custom_model_config"):
-        raise BadInputError(f"{config_path}: custom_model_config is not supported; use "
-                            "model_config_list.")
-    models = [_model_config(entry, config_path, bundle) for entry in config.model_config_list.config]
+    models = models_from_config(config, config_path, bundle)
     if not models:
         raise BadInputError(f"{config_path} lists no models.")
-    names = [m.name for m in models]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise BadInputError(f"{config_path} names model(s) {', '.join(duplicates)} twice.")
     return models
 
 
-def container_path_to_local(base_path: str, bundle: Path) -> Path:
+def models_from_config(config, source, bundle: Path | None) -> list[ModelConfig]:
+    """The models of a parsed ModelServerConfig (from a file, or a ReloadConfigRequest).
+
+    Args:
+        config: a `tensorflow.serving.ModelServerConfig` message.
+        source: where it came from, for messages.
+        bundle: the bundle whose `models/` folder `/models/...` base paths map to; None keeps
+            base paths as they are.
+
+    Raises:
+        BadInputError: a custom config, a non-TensorFlow platform, a relative or missing base
+            path, duplicate names.
+    """
+    if config.HasField("custom_model_config"):
+        raise BadInputError(f"{source}: custom_model_config is not supported; use "
+                            "model_config_list.")
+    models = [_model_config(entry, source, bundle) for entry in config.model_config_list.config]
+    names = [m.name for m in models]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise BadInputError(f"{source} names model(s) {', '.join(duplicates)} twice.")
+    return models
+
+
+def container_path_to_local(base_path: str, bundle: Path | None) -> Path:
     """Map a base path as the container sees it (`/models/x`) to the bundle's `models/x`."""
     pure = PurePosixPath(base_path)
-    if pure == CONTAINER_MODELS or CONTAINER_MODELS in pure.parents:
+    if bundle is not None and pure == CONTAINER_MODELS or CONTAINER_MODELS in pure.parents:
         return (bundle / "models" / pure.relative_to(CONTAINER_MODELS)).resolve()
     return Path(base_path)
 
@@ -133,7 +160,7 @@ def aspired_versions(model: ModelConfig, available) -> set[int]:
     return set(available[-model.count:]) if model.count > 0 else set()
 
 
-def _model_config(entry, config_path: Path, bundle: Path) -> ModelConfig:
+def _model_config(entry, config_path, bundle: Path | None) -> ModelConfig:
     if not entry.name:
         raise BadInputError(f"{config_path}: a model config has no name.")
     if entry.model_platform not in ("", "tensorflow"):

@@ -1,14 +1,16 @@
-"""A local gRPC server that speaks TF Serving's API over a model repository or bundle.
+"""A local server that speaks TF Serving's gRPC and REST APIs over a model repository or bundle.
 
-PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus) are served with
-TF Serving's status codes and messages; Classify, Regress and MultiInference answer UNIMPLEMENTED.
+PredictionService and ModelService are served with TF Serving's status codes and messages (see
+serving/servicer.py, which both front ends call); the REST API (serving/rest.py), Prometheus
+metrics, a UNIX-socket gRPC listener and config reloads follow the flags TF Serving has for them.
 It is a stand-in for development and CI on machines without a container engine; production is
 the tensorflow/serving container.
 
-    running = start_server("bundle/", port=0)   # returns once the models are loaded
-    print(running.port); ...; running.stop()
+    running = start_server("bundle/", port=0, rest_port=0)   # returns once the models are loaded
+    print(running.port, running.rest_port); ...; running.stop()
 
-`serve()` does the same and blocks until SIGTERM or Ctrl-C.
+`serve()` does the same and blocks until SIGTERM or Ctrl-C. Settings are `ServeOptions` fields
+(serving/options.py), passed as an `options=` object or as keywords.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -28,19 +30,21 @@ import grpc
 from exporter.errors import BadInputError, ServingError
 from serving import memory
 from serving.manager import ModelManager
-from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
-from serving.repository import load_repository
+from serving.options import ServeOptions
+from serving.reload import ConfigWatcher, config_reloader
+from serving.repository import config_file, load_repository
 from serving.servable import RpcFailure
+from serving.servicer import SERVICE_METHODS, Servicer
 
 log = logging.getLogger("kexport.serving")
 
-SIGNATURE_DEF_MAP_URL = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
 SERVER_OPTIONS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
     # Without this, a second server could silently share a busy port on Linux.
     ("grpc.so_reuseport", 0),
 ]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass
@@ -52,16 +56,34 @@ class RunningServer:
     health: object
     host: str
     port: int
+    servicer: Servicer | None = None
+    rest: object = None
+    watcher: ConfigWatcher | None = None
+    socket_path: str | None = None
 
     @property
     def address(self) -> str:
-        """HOST:PORT clients connect to."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        """HOST:PORT gRPC clients connect to."""
+        return _host_port(self.host, self.port)
+
+    @property
+    def rest_port(self) -> int | None:
+        """The REST API's port, None without one."""
+        return self.rest.port if self.rest is not None else None
+
+    @property
+    def rest_url(self) -> str | None:
+        """http://HOST:PORT of the REST API, None without one."""
+        return f"http://{_host_port(self.host, self.rest.port)}" if self.rest is not None else None
 
     def stop(self, grace: float | None = 2.0) -> None:
         """Stop accepting requests, let running ones finish for `grace` seconds, unload models."""
         self.health.enter_graceful_shutdown()
+        if self.rest is not None:
+            self.rest.stop()
         self.server.stop(grace).wait()
+        if self.watcher is not None:
+            self.watcher.stop()
         self.manager.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -69,37 +91,77 @@ class RunningServer:
         return self.server.wait_for_termination(timeout)
 
 
-def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
-                 model_name: str = "default", poll_seconds: float = 1.0,
-                 tensor_content: bool = False, max_workers: int = 16, warmup: bool = True,
-                 credentials: grpc.ServerCredentials | None = None) -> RunningServer:
+def start_server(path: str | Path | None = None, *, options: ServeOptions | None = None,
+                 **settings) -> RunningServer:
     """Load the models under PATH and start serving them; return once they are loaded.
 
     Args:
-        path: a bundle (with models.config), a models.config file, or a model base path.
-        host: interface to bind; 127.0.0.1 keeps the server private to this machine.
-        port: TCP port; 0 picks a free one (see `RunningServer.port`).
-        model_name: the model's name when PATH is a base path.
-        poll_seconds: how often to look for new and removed versions; 0 never.
-        tensor_content: reply with raw tensor bytes instead of typed fields.
-        max_workers: requests handled at once.
-        warmup: replay warm-up records when a version loads.
-        credentials: serve TLS with these (`grpc.ssl_server_credentials`); plain text when None.
+        path: a bundle (with models.config), a models.config file, or a model base path;
+            overrides `options.path`.
+        options: how to serve (`ServeOptions`); defaults for anything not given.
+        **settings: `ServeOptions` fields to override, e.g. `port=0, rest_port=0`.
 
     Raises:
-        BadInputError: PATH or its models.config is invalid.
-        ServingError: the address cannot be bound.
+        BadInputError: nothing to serve, or PATH or its models.config is invalid.
+        ServingError: an address cannot be bound.
     """
-    manager = ModelManager(load_repository(path, model_name), warmup=warmup)
+    options = replace(options or ServeOptions(), **settings)
+    if path is not None:
+        options = replace(options, path=Path(path))
+    if options.path is None:
+        raise BadInputError("Nothing to serve.", hint="Pass a bundle or base path, "
+                            "--model_base_path or --model_config_file.")
+    manager = ModelManager(load_repository(options.path, options.model_name),
+                           warmup=options.warmup)
     manager.refresh()
+    source = config_file(options.path)
+    metrics = None
+    if options.prometheus_path:
+        from serving.metrics import ServingMetrics
+
+        metrics = ServingMetrics()
+    servicer = Servicer(manager, tensor_content=options.tensor_content, metrics=metrics,
+                        reload_config=config_reloader(manager, source[1] if source else None))
+    try:
+        running = _start_listeners(options, manager, servicer, metrics)
+    except BaseException:
+        manager.stop()
+        raise
+    if source is not None:
+        running.watcher = ConfigWatcher(manager, source[0], source[1], options.config_poll_seconds)
+        running.watcher.start()
+    manager.start_polling(options.poll_seconds)
+    _log_started(running, options)
+    return running
+
+
+def _start_listeners(options: ServeOptions, manager: ModelManager, servicer: Servicer,
+                     metrics) -> RunningServer:
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-    server = grpc.server(ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kexport"),
-                         options=SERVER_OPTIONS)
-    server.add_generic_rpc_handlers(_handlers(manager, tensor_content))
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="kexport"),
+        options=SERVER_OPTIONS + list(options.channel_arguments))
+    server.add_generic_rpc_handlers(grpc_handlers(servicer))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    bound = _bind(server, _host_port(options.host, options.port), options.credentials)
+    if options.grpc_socket_path:
+        # gRPC replaces a stale socket file; TF Serving's tests start servers on one fixed path.
+        _bind(server, f"unix:{options.grpc_socket_path}", options.credentials)
+    rest = None
+    if options.rest_port is not None:
+        rest = _rest_server(servicer, options, metrics)
+    server.start()
+    if rest is not None:
+        rest.start()
+    for service in ("", *SERVICE_METHODS):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, manager, health_servicer, options.host, bound, servicer, rest,
+                         socket_path=options.grpc_socket_path)
+
+
+def _bind(server: grpc.Server, address: str, credentials) -> int:
     try:
         if credentials is None:
             bound = server.add_insecure_port(address)
@@ -108,21 +170,41 @@ def start_server(path: str | Path, *, host: str = "127.0.0.1", port: int = 8500,
     except RuntimeError:
         bound = 0
     if not bound:
-        manager.stop()
         raise ServingError(f"Cannot listen on {address}: the port is in use or the address is "
                            "not on this machine.", hint="Pick another --port, or --port 0.")
-    server.start()
-    for service in ("", "tensorflow.serving.PredictionService", "tensorflow.serving.ModelService"):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    manager.start_polling(poll_seconds)
-    running = RunningServer(server, manager, health_servicer, host, bound)
-    scope = ("this machine only" if host in ("127.0.0.1", "localhost", "::1")
+    return bound
+
+
+def _rest_server(servicer: Servicer, options: ServeOptions, metrics):
+    from serving.rest import RestServer
+
+    try:
+        return RestServer(servicer, options.host, options.rest_port,
+                          timeout_ms=options.rest_timeout_ms, cors=options.rest_cors,
+                          metrics=(metrics, options.prometheus_path) if metrics else None)
+    except OSError as err:
+        raise ServingError(f"Cannot listen on {_host_port(options.host, options.rest_port)} for "
+                           f"the REST API: {err.strerror}.",
+                           hint="Pick another --rest_api_port, or 0.") from None
+
+
+def _log_started(running: RunningServer, options: ServeOptions) -> None:
+    scope = ("this machine only" if running.host in LOOPBACK
              else "the network: anyone who can reach it may call it")
-    log.info("serving on %s (%s, %s)", running.address, "TLS" if credentials else "plain text",
-             scope)
-    for name, versions in manager.available().items():
+    log.info("serving on %s (%s, %s)", running.address,
+             "TLS" if options.credentials else "plain text", scope)
+    if running.socket_path:
+        log.info("gRPC also on unix:%s", running.socket_path)
+    if running.rest is not None:
+        log.info("REST API on %s", running.rest_url)
+        if options.prometheus_path:
+            log.info("Prometheus metrics at %s%s", running.rest_url, options.prometheus_path)
+    for name, versions in running.manager.available().items():
         log.info("model %s: versions %s", name, versions or "none loaded")
-    return running
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def tls_credentials(cert: str | Path | None, key: str | Path | None):
@@ -141,14 +223,12 @@ def tls_credentials(cert: str | Path | None, key: str | Path | None):
     return grpc.ssl_server_credentials([(private, chain)])
 
 
-def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
-          model_name: str = "default", poll_seconds: float = 1.0, tensor_content: bool = False,
-          *, max_workers: int = 16, warmup: bool = True, on_ready=None,
-          credentials: grpc.ServerCredentials | None = None) -> None:
+def serve(path: str | Path | None = None, *, options: ServeOptions | None = None, on_ready=None,
+          **settings) -> None:
     """Serve until SIGTERM or Ctrl-C, then stop cleanly; "serving on HOST:PORT" goes to stderr.
 
     Arguments are those of `start_server`; `on_ready(running)` is called once serving (e.g. to
-    print the bound port as JSON). Logging goes to stderr through the `kexport.serving` logger,
+    print the bound ports as JSON). Logging goes to stderr through the `kexport.serving` logger,
     set up here at INFO unless the application configured it.
     """
     if not log.handlers and not logging.getLogger().handlers:
@@ -164,9 +244,7 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         for name in ("tensorflow", "absl"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    running = start_server(path, host=host, port=port, model_name=model_name,
-                           poll_seconds=poll_seconds, tensor_content=tensor_content,
-                           max_workers=max_workers, warmup=warmup, credentials=credentials)
+    running = start_server(path, options=options, **settings)
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -184,95 +262,37 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8500,
         log.info("stopped")
 
 
-def _handlers(manager: ModelManager, tensor_content: bool):
-    def predict(request):
-        if not request.HasField("model_spec"):
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
-        servable = manager.resolve(request.model_spec)
-        return servable.predict(request, tensor_content=tensor_content)
-
-    prediction = {
-        "Predict": _unary(predict, predict_pb2.PredictRequest, predict_pb2.PredictResponse),
-        "GetModelMetadata": _unary(lambda r: _metadata(manager, r),
-                                   get_model_metadata_pb2.GetModelMetadataRequest,
-                                   get_model_metadata_pb2.GetModelMetadataResponse),
-    }
-    for method in ("Classify", "Regress", "MultiInference"):
-        prediction[method] = _unimplemented(method)
-    model = {
-        "GetModelStatus": _unary(lambda r: _status(manager, r),
-                                 get_model_status_pb2.GetModelStatusRequest,
-                                 get_model_status_pb2.GetModelStatusResponse),
-        "HandleReloadConfigRequest": _unimplemented("HandleReloadConfigRequest"),
-    }
-    return (grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", prediction),
-            grpc.method_handlers_generic_handler("tensorflow.serving.ModelService", model))
+def grpc_handlers(servicer: Servicer):
+    """Generic gRPC handlers for every method of both services; unserved ones are UNIMPLEMENTED."""
+    handlers = []
+    served = servicer.methods()
+    for service, names in SERVICE_METHODS.items():
+        table = {name: _unary(servicer, name) if name in served else _unimplemented(name)
+                 for name in names}
+        handlers.append(grpc.method_handlers_generic_handler(service, table))
+    return tuple(handlers)
 
 
-def _metadata(manager: ModelManager, request):
-    if not request.HasField("model_spec"):
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
-    if not request.metadata_field:
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                         "GetModelMetadataRequest must specify at least one metadata_field")
-    for field in request.metadata_field:
-        if field != "signature_def":
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"Metadata field {field} is not supported")
-    servable = manager.resolve(request.model_spec)
-    response = get_model_metadata_pb2.GetModelMetadataResponse()
-    response.model_spec.name = servable.name
-    response.model_spec.version.value = servable.version
-    packed = response.metadata["signature_def"]
-    packed.type_url = SIGNATURE_DEF_MAP_URL  # TF Serving's type name, which clients look up
-    packed.value = servable.signature_map
-    return response
+def _unary(servicer: Servicer, name: str):
+    method = servicer.methods()[name]
 
-
-def _status(manager: ModelManager, request):
-    if not request.HasField("model_spec"):
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
-    spec = request.model_spec
-    states = manager.states(spec.name)
-    choice = spec.WhichOneof("version_choice")
-    if choice is not None:
-        version = spec.version.value if choice == "version" else manager.label_version(
-            spec.name, spec.version_label)
-        if version not in states:
-            raise RpcFailure(grpc.StatusCode.NOT_FOUND,
-                             f"Could not find version {version} of model {spec.name}")
-        states = {version: states[version]}
-    elif not states:
-        raise RpcFailure(grpc.StatusCode.NOT_FOUND,
-                         f"Could not find any versions of model {spec.name}")
-    response = get_model_status_pb2.GetModelStatusResponse()
-    state_enum = get_model_status_pb2.ModelVersionStatus.State
-    for version, state in states.items():
-        entry = response.model_version_status.add(version=version, state=state_enum.Value(state.state))
-        entry.status.error_code = state.error_code
-        entry.status.error_message = state.error_message
-    return response
-
-
-def _unary(handle, request_type, response_type):
     def behaviour(request, context):
         started = time.perf_counter()
-        method = request_type.DESCRIPTOR.name.removesuffix("Request")
         try:
-            response = handle(request)
+            response = servicer.call(name, request)
         except RpcFailure as failure:
-            _log_request(method, request, started, failure.code.name)
+            _log_request(name, request, started, failure.code.name)
             context.abort(failure.code, failure.message)
         except Exception as err:  # a bug or a TF crash: answer INTERNAL, keep serving
-            log.exception("%s failed", method)
+            log.exception("%s failed", name)
             context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
-        _log_request(method, request, started, "OK")
+        _log_request(name, request, started, "OK")
         memory.release_after(request.ByteSize())
         return response
 
     return grpc.unary_unary_rpc_method_handler(
-        behaviour, request_deserializer=request_type.FromString,
-        response_serializer=response_type.SerializeToString)
+        behaviour, request_deserializer=method.request_type.FromString,
+        response_serializer=method.response_type.SerializeToString)
 
 
 def _unimplemented(method: str):
@@ -287,7 +307,7 @@ def _unimplemented(method: str):
 
 
 def _log_request(method: str, request, started: float, outcome: str) -> None:
-    if not log.isEnabledFor(logging.DEBUG):
+    if not log.isEnabledFor(logging.DEBUG) or not hasattr(request, "model_spec"):
         return
     spec = request.model_spec
     which = spec.WhichOneof("version_choice")

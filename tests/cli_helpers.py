@@ -21,3 +21,25 @@ def one_error_line(result) -> str:
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.output
     return lines[0]
+
+
+def run_script_without_tensorflow(script, args, cwd):
+    """Run a script's __main__ in a fresh interpreter; fail if TensorFlow, tensorflow_serving or
+    Keras got imported. Returns the completed process (stdout: the script's output)."""
+    import subprocess
+    import sys
+
+    probe = ("import runpy, sys\n"
+             f"sys.argv = {[str(script), *map(str, args)]!r}\n"
+             "try:\n"
+             f"    runpy.run_path({str(script)!r}, run_name='__main__')\n"
+             "except SystemExit as exit:\n"
+             "    assert exit.code == 0, exit.code\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('tensorflow', 'tensorflow_serving', 'keras'))\n"
+             "assert not heavy, heavy\n"
+             "print('clean', sorted(m for m in sys.modules if m.startswith('serving.')))\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return result

@@ -6,12 +6,12 @@ The real-world files other projects wrote are read from ../shared/fixtures, neve
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's environment (log level, oneDNN for channels_first kernels) before anything imports it.
+import exporter.runtime  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"

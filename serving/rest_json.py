@@ -1,0 +1,393 @@
+"""TF Serving's REST JSON <-> the protobuf requests and replies of its gRPC API.
+
+The REST handler turns a JSON body into the same request message the gRPC servicer takes, calls
+the same code, and turns the reply back into JSON, as TF Serving's http_rest_api_handler does; so
+REST and gRPC cannot disagree. The JSON rules are TF Serving's (its REST API docs and
+json_tensor.cc): row (`instances`) and columnar (`inputs`) requests, `{"b64": ...}` for binary
+strings, `predictions` / `outputs` replies, tf.Example features for classify and regress, and its
+error messages. TF-free: numpy and the project's wire layer only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+import grpc
+import numpy as np
+
+from serving import tensors
+from serving.protos import types_pb2
+from serving.servable import RpcFailure
+
+_FLOATS = (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_HALF, types_pb2.DT_BFLOAT16)
+_FLOAT32_MAX_INT = (1 << 24) - 1  # larger integers do not survive a float32 (TF Serving refuses)
+
+
+def invalid(message: str) -> RpcFailure:
+    """An INVALID_ARGUMENT failure, the code of every malformed JSON request."""
+    return RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def parse_body(body: bytes) -> dict:
+    """The request body as a JSON object; TF Serving's parse errors otherwise."""
+    if not body.strip():
+        raise invalid("JSON Parse error: The document is empty")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise invalid(f"JSON Parse error: {err}") from None
+    if not isinstance(doc, dict):
+        raise invalid(f"JSON Value: {_short(doc)} Is not object")
+    return doc
+
+
+def signature_name(doc: dict) -> str:
+    """The optional `signature_name` of a request body ('' when absent)."""
+    name = doc.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid(f"JSON Value: {_short(doc)} not formatted correctly. 'signature_name' key "
+                      "must be a string value.")
+    return name
+
+
+def fill_predict_inputs(doc: dict, input_dtypes: dict[str, int], request) -> str:
+    """Fill `request.inputs` from `instances` (rows) or `inputs` (columns); return the format.
+
+    Args:
+        doc: the parsed body.
+        input_dtypes: the signature's input aliases and DataTypes (TF Serving reads them from the
+            SignatureDef to know how to read the JSON values).
+        request: a PredictRequest to fill.
+
+    Returns:
+        "row" or "columnar": the reply uses `predictions` or `outputs` accordingly.
+    """
+    if "instances" in doc and "inputs" in doc:
+        raise invalid(f"JSON Value: {_short(doc)} Not formatted correctly expecting only one of "
+                      "'inputs' or 'instances' keys to exist ")
+    if "instances" in doc:
+        rows = doc["instances"]
+        if not isinstance(rows, list):
+            raise invalid(f"JSON Value: {_short(doc)} Excepting 'instances' to be an list/array")
+        if not rows:
+            raise invalid(f"JSON Value: {_short(doc)} No values in 'instances' array")
+        for name, arr in _rows_to_arrays(rows, input_dtypes).items():
+            tensors.to_tensor_proto(arr, input_dtypes[name], tensor_content=False,
+                                    out=request.inputs[name])
+        return "row"
+    if "inputs" in doc:
+        for name, value in _columns(doc["inputs"], input_dtypes).items():
+            arr = json_to_array(value, input_dtypes[name])
+            tensors.to_tensor_proto(arr, input_dtypes[name], tensor_content=False,
+                                    out=request.inputs[name])
+        return "columnar"
+    raise invalid("Missing 'inputs' or 'instances' key")
+
+
+def json_to_array(value, dtype: int) -> np.ndarray:
+    """One JSON value (a scalar or nested lists) as an array of `dtype`, checked as TF Serving does.
+
+    Raises:
+        RpcFailure: INVALID_ARGUMENT for ragged lists, values of the wrong JSON type, lossy
+            numbers and bad base64.
+    """
+    if dtype == types_pb2.DT_STRING:
+        return _strings(value)
+    try:
+        arr = np.array(value)
+    except ValueError:
+        raise invalid(f"JSON Value: {_short(value)} is not a rectangular list: every list at one "
+                      "level must have the same size") from None
+    kind = arr.dtype.kind
+    wanted = tensors.numpy_dtype(dtype) if dtype in _SUPPORTED else None
+    if wanted is None:
+        raise RpcFailure(grpc.StatusCode.UNIMPLEMENTED, f"Conversion of JSON Value: "
+                         f"{_short(value)} to type: {tensors.dtype_name(dtype)}")
+    expected = "b" if dtype == types_pb2.DT_BOOL else ("fiu" if dtype in _FLOATS else "iu")
+    if arr.size and kind not in expected:
+        raise invalid(f"JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected "
+                      f"type: {tensors.dtype_name(dtype)}")
+    if dtype in _FLOATS and kind in "iu" and arr.size and np.abs(arr).max() > _FLOAT32_MAX_INT \
+            and dtype != types_pb2.DT_DOUBLE:
+        raise invalid(f"Cannot convert JSON value: {_short(value)} to float without loss of "
+                      "precision.")
+    with np.errstate(over="ignore"):
+        converted = arr.astype(wanted)
+    if kind == "f" and not np.array_equal(np.isfinite(converted), np.isfinite(arr)):
+        raise invalid(f"Cannot convert JSON value: {_short(value)} to "
+                      f"{tensors.dtype_name(dtype)} without loss of precision.")
+    return converted
+
+
+def examples_from_json(doc: dict, input_message) -> None:
+    """Fill a tensorflow.serving.Input from `examples` (and the optional `context`).
+
+    `input_message` is any Input message (TF Serving's or a wire-compatible copy): only its field
+    names are used. JSON numbers with a fraction become float_list, integers and booleans
+    int64_list, strings and `{"b64": ...}` bytes_list, as TF Serving reads them.
+    """
+    examples = doc.get("examples")
+    if examples is None:
+        raise invalid(f"JSON Value: {_short(doc)} When method is classify, key 'examples' is "
+                      "expected and was not found")
+    if not isinstance(examples, list):
+        raise invalid(f"JSON Value: {_short(doc)} Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise invalid(f"JSON Value: {_short(doc)} 'examples' value is an empty array")
+    if "context" in doc:
+        with_context = input_message.example_list_with_context
+        fill_example(doc["context"], with_context.context)
+        targets = with_context.examples
+    else:
+        targets = input_message.example_list.examples
+    for example in examples:
+        fill_example(example, targets.add())
+
+
+def fill_example(obj, example) -> None:
+    """One JSON object of features into a tf.Example message."""
+    if not isinstance(obj, dict):
+        raise invalid(f"Example must be JSON object but got JSON {_json_type(obj)}")
+    for name, content in obj.items():
+        feature = example.features.feature[name]
+        for value in content if isinstance(content, list) else [content]:
+            _add_feature_value(name, value, feature)
+
+
+def predict_reply(outputs: dict[str, np.ndarray], request_format: str) -> bytes:
+    """The JSON reply to :predict: `predictions` for row requests, `outputs` for columnar ones."""
+    if not outputs:
+        raise invalid("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    if request_format == "columnar":
+        if len(names) == 1:
+            body = _array_text(names[0], outputs[names[0]])
+        else:
+            body = _object_text({name: _array_text(name, outputs[name]) for name in names})
+        return f'{{"outputs": {body}}}'.encode()
+    batch = None
+    for name in names:
+        if outputs[name].ndim == 0:
+            raise invalid(f"Tensor name: {name} has no shape information ")
+        if batch is not None and outputs[name].shape[0] != batch:
+            raise invalid(f"Tensor name: {name} has inconsistent batch size: "
+                          f"{outputs[name].shape[0]} expecting: {batch}")
+        batch = outputs[name].shape[0]
+    if len(names) == 1:
+        rows = [_array_text(names[0], item) for item in outputs[names[0]]]
+    else:
+        rows = [_object_text({name: _array_text(name, outputs[name][i]) for name in names})
+                for i in range(batch)]
+    return ('{"predictions": [' + ",".join(rows) + "]}").encode()
+
+
+def classify_reply(result) -> bytes:
+    """`{"results": [[[label, score], ...], ...]}` from a ClassificationResult."""
+    if not len(result.classifications):
+        raise invalid("Cannot convert empty ClassificationResults to JSON")
+    rows = ["[" + ",".join(f"[{json.dumps(c.label)},{_float_token(c.score)}]" for c in item.classes)
+            + "]" for item in result.classifications]
+    return ('{"results": [' + ",".join(rows) + "]}").encode()
+
+
+def regress_reply(result) -> bytes:
+    """`{"results": [value, ...]}` from a RegressionResult."""
+    if not len(result.regressions):
+        raise invalid("Cannot convert empty RegressionResults to JSON")
+    values = ",".join(_float_token(r.value) for r in result.regressions)
+    return ('{"results": [' + values + "]}").encode()
+
+
+def error_body(message: str) -> bytes:
+    """TF Serving's error reply: `{"error": "<message>"}`."""
+    return json.dumps({"error": message}).encode()
+
+
+_SUPPORTED = {types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_INT32, types_pb2.DT_INT16,
+              types_pb2.DT_INT8, types_pb2.DT_UINT8, types_pb2.DT_INT64, types_pb2.DT_BOOL,
+              types_pb2.DT_UINT32, types_pb2.DT_UINT64, types_pb2.DT_HALF}
+
+
+def _rows_to_arrays(rows: list, input_dtypes: dict[str, int]) -> dict[str, np.ndarray]:
+    names = sorted(input_dtypes)
+    if not _is_named(rows[0]):
+        if len(names) > 1:
+            raise invalid("instances is a plain list, but expecting list of objects as multiple "
+                          "input tensors required as per tensorinfo_map")
+        for index, row in enumerate(rows):
+            if _is_named(row):
+                raise invalid(f"Expecting value/list but got object at item {index} of input list")
+        return {names[0]: _batch(rows, input_dtypes[names[0]], names[0])}
+    for index, row in enumerate(rows):
+        if not _is_named(row):
+            raise invalid(f"Expecting object but got list at item {index} of input list")
+        for key in row:
+            if key not in input_dtypes:
+                raise invalid(f"Failed to process element: {index} key: {key} of 'instances' "
+                              f"list. Error: JSON object: does not have named input: {key}")
+        if set(row) != set(names):
+            raise invalid(f"Failed to process element: {index} of 'instances' list. JSON object: "
+                          f"{_short(row)} keys must be equal to: {','.join(names)}")
+    return {name: _batch([row[name] for row in rows], input_dtypes[name], name) for name in names}
+
+
+def _batch(items: list, dtype: int, name: str) -> np.ndarray:
+    parts = [json_to_array(item, dtype) for item in items]
+    first = parts[0].shape
+    for index, part in enumerate(parts):
+        if part.shape != first:
+            raise invalid(f"Failed to process element: {index} of 'instances' list. Error: "
+                          f"Expecting shape {list(first)} but got: {list(part.shape)} "
+                          f"(input '{name}')")
+    return np.stack(parts) if parts else np.zeros((0,))
+
+
+def _columns(value, input_dtypes: dict[str, int]) -> dict:
+    names = sorted(input_dtypes)
+    if not _is_named(value):
+        if len(names) > 1:
+            raise invalid("inputs is a plain value/list, but expecting an object as multiple "
+                          "input tensors required as per tensorinfo_map")
+        return {names[0]: value}
+    for name in names:
+        if name not in value:
+            raise invalid(f"Missing named input: {name} in 'inputs' object.")
+    return {name: value[name] for name in names}
+
+
+def _is_named(value) -> bool:
+    """A JSON object naming inputs, as opposed to a value or a `{"b64": ...}` string."""
+    return isinstance(value, dict) and not _is_b64(value)
+
+
+def _is_b64(value) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _strings(value) -> np.ndarray:
+    shape: list[int] = []
+    probe = value
+    while isinstance(probe, list):
+        shape.append(len(probe))
+        probe = probe[0] if probe else None
+    flat: list[bytes] = []
+    _flatten_strings(value, shape, 0, flat)
+    arr = np.empty(len(flat), dtype=object)
+    arr[:] = flat
+    return arr.reshape(shape)
+
+
+def _flatten_strings(value, shape: list[int], level: int, out: list) -> None:
+    if not isinstance(value, list):
+        if level != len(shape):
+            raise invalid(f"JSON Value: {_short(value)} found at incorrect level: {level + 1} in "
+                          f"the JSON DOM. Expected at level: {len(shape)}")
+        out.append(_string_value(value))
+        return
+    if level >= len(shape) or len(value) != shape[level]:
+        raise invalid(f"Encountered list at unexpected size: {len(value)} at level: {level} "
+                      f"expected size: {shape[level] if level < len(shape) else 0}")
+    for item in value:
+        _flatten_strings(item, shape, level + 1, out)
+
+
+def _string_value(value) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict):
+        return _decode_b64(value)
+    raise invalid(f"JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected "
+                  "type: string")
+
+
+def _decode_b64(value) -> bytes:
+    if not _is_b64(value):
+        raise invalid(f"JSON Value: {_short(value)} not formatted correctly for base64 data")
+    try:
+        return base64.b64decode(value["b64"], validate=True)
+    except (binascii.Error, ValueError):
+        try:  # TF Serving also takes the web-safe alphabet
+            return base64.urlsafe_b64decode(value["b64"])
+        except (binascii.Error, ValueError):
+            raise invalid("Unable to base64 decode") from None
+
+
+def _add_feature_value(name: str, value, feature) -> None:
+    if isinstance(value, bool) or (isinstance(value, int) and not isinstance(value, bool)):
+        kind, stored = "int64_list", int(value)
+        if stored >= 1 << 63:
+            raise invalid(f"Feature: {name} has uint64 element. Only int64 is supported.")
+    elif isinstance(value, float):
+        kind, stored = "float_list", value
+        if np.isfinite(value) and abs(value) > np.finfo(np.float32).max:
+            raise invalid(f"Cannot convert JSON value: {value} to float without loss of precision.")
+    elif isinstance(value, str) or _is_b64(value):
+        kind, stored = "bytes_list", _string_value(value)
+    else:
+        raise invalid(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+    current = feature.WhichOneof("kind")
+    if current not in (None, kind):
+        raise invalid(f"Unexpected element type in feature: {name} expecting type: "
+                      f"{current.split('_')[0]}")
+    getattr(feature, kind).value.append(stored)
+
+
+def _array_text(name: str, arr) -> str:
+    """JSON text of an array (or one element of it), floats in their shortest exact form."""
+    arr = np.asarray(arr)
+    if arr.dtype == object or arr.dtype.kind in "SU":
+        as_b64 = name.endswith("_bytes")
+        tokens = np.array([_string_token(v, as_b64) for v in arr.ravel()], dtype=object)
+        tokens = tokens.reshape(arr.shape)
+    elif arr.dtype.kind == "b":
+        tokens = np.where(arr, "true", "false")
+    elif arr.dtype.kind == "f":
+        tokens = arr.astype(np.float32 if arr.dtype.itemsize <= 4 else arr.dtype).astype(str)
+        tokens = np.where(np.isnan(arr), "NaN", tokens)
+        tokens = np.where(np.isposinf(arr), "Infinity", np.where(np.isneginf(arr), "-Infinity",
+                                                                 tokens))
+    elif arr.dtype.kind in "iu":
+        tokens = arr.astype(str)
+    else:
+        raise invalid(f"Failed to write JSON value for tensor type: {arr.dtype}")
+    return _nest(tokens)
+
+
+def _nest(tokens: np.ndarray) -> str:
+    if tokens.ndim == 0:
+        return str(tokens.item() if tokens.dtype == object else tokens)
+    if tokens.ndim == 1:
+        return "[" + ",".join(map(str, tokens.tolist())) + "]"
+    return "[" + ",".join(_nest(part) for part in tokens) + "]"
+
+
+def _string_token(value, as_b64: bool) -> str:
+    raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    if as_b64:
+        return '{"b64": ' + json.dumps(base64.b64encode(raw).decode("ascii")) + "}"
+    return json.dumps(raw.decode("utf-8", errors="replace"))
+
+
+def _object_text(items: dict[str, str]) -> str:
+    return "{" + ",".join(f"{json.dumps(key)}: {text}" for key, text in items.items()) + "}"
+
+
+def _float_token(value: float) -> str:
+    return _array_text("", np.float32(value))
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
+
+
+def _short(value, limit: int = 200) -> str:
+    """A JSON value for an error message, cut short when long."""
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
