@@ -179,3 +179,18 @@ def test_tf_keras_only_model_is_bundled(tf_keras, tmp_path):
     assert result.exit_code == 0, result.output
     version = tmp_path / "bundle" / "models" / "square" / "1"
     assert [s.name for s in load_signature(version).outputs] == ["tf_op_layer_Square"]
+
+
+def test_lambda_in_a_savedmodel_object_graph_is_refused(tmp_path):
+    """TF 2.0-2.4 SavedModels keep the Keras config in saved_model.pb, where tf-keras revives
+    it from: the safety scan reads it there when keras_metadata.pb is absent."""
+    from exporter.errors import UnsafeArtifactError
+    from exporter.formats import detect
+    from exporter.safety import check_safe
+
+    folder = tmp_path / "tf21_savedmodel"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(
+        b'\x08\x01 ... {"class_name": "Lambda", "config": {"name": "double", "function": []}}')
+    with pytest.raises(UnsafeArtifactError, match="double"):
+        check_safe(detect(folder), unsafe=False)
