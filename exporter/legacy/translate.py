@@ -108,8 +108,6 @@ def _translate_object(obj: dict, notes: list[str], in_layer_list: bool = True) -
     for key in BUILD_ONLY_ARGUMENTS.get(class_name, ()):
         if cfg.pop(key, None) is not None:
             notes.append(f"build-shape-dropped: {name}: {key}")
-    if class_name == "Sequential":
-        _add_input_layer(obj, notes)
     if class_name in MODEL_CLASSES:
         for layer in _sublayers(obj):
             _translate_object(layer, notes)
@@ -121,28 +119,6 @@ def _translate_object(obj: dict, notes: list[str], in_layer_list: bool = True) -
             # Wrappers deserialize their inner layer with Keras 3's new deserializer, which
             # resolves Keras 2's "keras.layers" module path as it is.
             _translate_object(cfg[key], notes, in_layer_list=False)
-
-
-def _add_input_layer(sequential: dict, notes: list[str]) -> None:
-    """Give a Sequential whose first layer carries `batch_input_shape` an InputLayer.
-
-    Keras 3 reads such a shape as `input_shape` and prepends a batch axis, so a `[None, 100]`
-    on a first Dense would build a rank-3 input; an InputLayer keeps the rank Keras 2 built.
-    """
-    layers = _sublayers(sequential)
-    first = layers[0] if layers and isinstance(layers[0], dict) else None
-    cfg = first.get("config") if first else None
-    if not isinstance(cfg, dict) or first.get("class_name") == "InputLayer":
-        return
-    shape = cfg.pop("batch_input_shape", None)
-    if shape is None:
-        return
-    dtype = cfg.get("dtype") if isinstance(cfg.get("dtype"), str) else "float32"
-    if first.get("class_name") == "Embedding":
-        cfg["dtype"] = "float32"  # Keras 2.0's Embedding dtype named its input's dtype
-    layers.insert(0, {"class_name": "InputLayer", "config": {
-        "batch_shape": shape, "dtype": dtype, "name": f"{cfg.get('name', 'input')}_input"}})
-    notes.append(f"input-layer: {cfg.get('name')}: batch_input_shape {shape} -> InputLayer")
 
 
 def _translate_input_layer(cfg: dict) -> None:
