@@ -222,11 +222,15 @@ def check_loadable(path: Path, options) -> dict:
         loaded = load_model(Path(path), options)
     except KexportError as error:
         return {"loadable": False, "reason": str(error), "exit_code": error.exit_code}
+    from exporter.routes import route_reason
+
     convertible = loaded.model is not None
     return {
         "loadable": True,
         "convertible": convertible,
-        "reason": None if convertible else "a serving signature without a Keras model",
+        "reason": None if convertible else (route_reason(loaded)
+                                            or "a serving signature without a Keras model"),
+        "route": loaded.route,
         "repairs": list(loaded.notes),
     }
 

@@ -139,6 +139,8 @@ def test_raw_op_without_keras_layer_refused_by_name_but_served_via_tf_keras(tf_k
     data = json.loads(result.stdout)
     assert data["route"] == "tf-keras" and "Square" in data["route_reason"]
     assert data["verified"] and data["load_requires"] == []
+    check = json.loads(run("inspect", tmp_path / "square.h5", "--check", "--json").stdout)
+    assert check["loadable"] and not check["convertible"] and check["route"] == "tf-keras"
     served = load_signature(tmp_path / "square_sm")
     assert [s.name for s in served.inputs] == ["features"]
     assert [s.name for s in served.outputs] == ["tf_op_layer_Square"]
