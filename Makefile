@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[tf,dev]'
 	touch $(STAMP)
 
 demo: install
@@ -55,3 +55,19 @@ docker-run:
 .PHONY: bench-wild
 bench-wild: install
 	$(BIN)/python -m bench.wild
+
+# Build the wheel, install it with [tf] into a fresh venv in a temp folder (outside the
+# checkout) and run inspect, convert, slice, verify, bundle, serve and predict from there.
+.PHONY: wheel-check runtime-env runtime-check
+wheel-check: install
+	$(BIN)/python tests/wheel_check.py
+
+# tensorflow-cpu of the serving image's TensorFlow, in its own venv cached in ~/.cache/kexport
+# (installed once, ~250 MB). Empty SERVING_VERSION: the release kexport targets by default.
+SERVING_VERSION ?=
+runtime-env: install
+	$(BIN)/python -c 'from serving.runtime_check import DEFAULT_SERVING_VERSION as D, runtime_python as r; print(r("$(SERVING_VERSION)" or D, print))'
+
+# The demo bundle loaded, and its warm-up requests replayed, under the image's TensorFlow.
+runtime-check: bundle-demo runtime-env
+	$(BIN)/kexport bundle $(BUNDLE) --check-runtime $(if $(SERVING_VERSION),--serving-version $(SERVING_VERSION))

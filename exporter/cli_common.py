@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from exporter.errors import EXIT_BAD_INPUT, KexportError
+from exporter.errors import EXIT_BAD_INPUT, KexportError, missing_dependency
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
@@ -71,15 +71,17 @@ def handle_errors(command):
         except KexportError as error:
             failure = error
             code, message, report = error.exit_code, str(error), getattr(error, "report", None)
+        except ModuleNotFoundError as error:
+            # The base install lacks the [tf] extra: say which extra, not a bare import error.
+            missing = missing_dependency(error)
+            failure = missing or error
+            code, message, report = EXIT_BAD_INPUT, str(missing or _unexpected(error)), None
         except KeyboardInterrupt:
             echo("kexport: interrupted")
             raise typer.Exit(130) from None
         except Exception as error:  # noqa: BLE001 - the edge: nothing escapes as a traceback
             failure = error
-            code = EXIT_BAD_INPUT
-            first = str(error).splitlines()[0] if str(error) else ""
-            message = f"unexpected error: {type(error).__name__}: {first}"
-            report = None
+            code, message, report = EXIT_BAD_INPUT, _unexpected(error), None
         if kwargs.get("debug"):
             traceback.print_exception(failure)
         echo(f"error: {message}")
@@ -93,6 +95,11 @@ def handle_errors(command):
         raise typer.Exit(code)
 
     return wrapper
+
+
+def _unexpected(error: Exception) -> str:
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"unexpected error: {type(error).__name__}: {first}"
 
 
 def load_options(

@@ -18,7 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                "truck"]
 
@@ -107,7 +106,9 @@ def serve_and_predict(out: Path, bundle: Path) -> None:
         images = write_images(out)
         labels = out / "labels.txt"  # class names for --top (nothing is downloaded at run time)
         labels.write_text("\n".join(CLASS_NAMES) + "\n")
-        client = [sys.executable, str(REPO / "serving" / "client.py")]
+        import serving.client  # the script ships inside the package: a wheel install runs it too
+
+        client = [sys.executable, serving.client.__file__]
         classify = ["--model", "classifier", "--preprocess", "tf", "--top", "3", "--labels",
                     str(labels), *map(str, images)]
         for args in (

@@ -70,6 +70,28 @@ class ServingError(KexportError):
     exit_code = EXIT_SERVING
 
 
+class MissingDependencyError(BadInputError):
+    """The command needs an optional dependency this install lacks (exit 2)."""
+
+
+# Top-level modules of the optional extras, and the extra that brings each (pyproject.toml).
+EXTRA_OF_MODULE = {"tensorflow": "tf", "keras": "tf", "tf_keras": "tf", "tensorflow_serving": "tf",
+                   "prometheus_client": "tf"}
+
+
+def missing_dependency(error: ModuleNotFoundError) -> MissingDependencyError | None:
+    """The one-line error for an optional module that is not installed, or None for others."""
+    module = (error.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return None
+    return MissingDependencyError(
+        f"this command needs {module}, which is not installed: this is kexport's base install "
+        "(predict, the client, inspect of HDF5/.keras/JSON/YAML files and bundles).",
+        hint=f"Install the TensorFlow extra: pip install 'kexport[{extra}]'.",
+    )
+
+
 def closest(word: str, choices: Iterable[str], limit: int = 3) -> list[str]:
     """The choices that look most like `word` (typos, case), best first."""
     return difflib.get_close_matches(word, list(choices), n=limit, cutoff=0.6)

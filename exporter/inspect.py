@@ -255,12 +255,21 @@ def format_table(info: dict) -> str:
     for key in ("model_class", "layout"):
         if info.get(key):
             lines.append(f"{key.replace('_', ' ')}: {info[key]}")
-    for name, entry in sorted((info.get("manifest") or {}).get("models", {}).items()):
+    manifest = info.get("manifest") or {}
+    if manifest.get("image"):
+        checked = manifest.get("runtime_check")
+        lines.append(f"image: {manifest['image']} (TensorFlow Serving "
+                     f"{manifest.get('serving_version', '?')}"
+                     + ("; runtime check passed)" if checked else ")"))
+    for name, entry in sorted(manifest.get("models", {}).items()):
         lines.append(f"model {name} (policy {entry['policy']}, labels {entry.get('labels') or {}}):")
         for version, details in sorted(entry["versions"].items(), key=lambda item: int(item[0])):
             ins = ", ".join(f"{s['name']} {s['dtype']} {s['shape']}" for s in details.get("inputs", []))
             outs = ", ".join(s["name"] for s in details.get("outputs", []))
-            lines.append(f"  version {version}: {ins} -> {outs}  from {details.get('source')}")
+            writer = (f", written by TensorFlow {details['tensorflow_version']}"
+                      if details.get("tensorflow_version") else "")
+            lines.append(f"  version {version}: {ins} -> {outs}  from {details.get('source')}"
+                         + writer)
     for sig_name, sig in (info.get("signatures") or {}).items():
         lines.append(f"signature {sig_name}:")
         lines += [f"  in  {s['name']}: {s['dtype']} {s['shape']}" for s in sig["inputs"]]

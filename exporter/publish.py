@@ -1,7 +1,8 @@
 """Atomic publishing: write beside the destination, verify there, then rename into place.
 
 A run that fails or is killed leaves nothing at the destination: the files live in a hidden
-staging folder next to it (same filesystem, so the final rename is atomic) until verified.
+staging folder next to it (same filesystem, so the final rename is atomic) until verified. A
+folder that replaces another is swapped in by `exporter.swap`, so a kill never loses both.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from exporter.errors import BadInputError, DestinationExistsError
+from exporter.swap import process_alive, replace_folder, restore_interrupted
 
 STAGING_PREFIX = ".kexport-staging-"
 
 
 def check_destinations(paths: list[Path], force: bool) -> None:
-    """Refuse early when an output exists and `--force` was not given."""
+    """Refuse early when an output exists and `--force` was not given (after putting back what
+    a killed replacement moved aside, so the check sees the destination as it really is)."""
+    for parent in {path.parent for path in paths}:
+        restore_interrupted(parent)
     for path in paths:
         if (path.exists() or path.is_symlink()) and not force:
             raise DestinationExistsError(
@@ -48,6 +53,7 @@ def staging_folder(destination: Path) -> Iterator[Path]:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BadInputError(f"cannot create the output folder {parent}: {error.strerror}.") from None
+    restore_interrupted(parent)
     remove_stale_stagings(parent)
     stage = None
     try:
@@ -86,7 +92,7 @@ def remove_stale_stagings(parent: Path) -> list[Path]:
         except OSError:
             owner = []
         if len(owner) == 2 and owner[0].isdigit():
-            stale = owner[1] == host and not _alive(int(owner[0]))
+            stale = owner[1] == host and not process_alive(int(owner[0]))
         else:
             try:
                 stale = time.time() - folder.stat().st_mtime > STALE_SECONDS
@@ -98,16 +104,6 @@ def remove_stale_stagings(parent: Path) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def publish(staged: list[Path], destination_dir: Path, force: bool) -> list[Path]:
     """Move staged files or folders to `destination_dir`, replacing old ones only with force."""
     published = []
@@ -115,11 +111,7 @@ def publish(staged: list[Path], destination_dir: Path, force: bool) -> list[Path
         final = destination_dir / item.name
         check_destinations([final], force)
         if final.is_dir() and not final.is_symlink():
-            # A folder cannot be replaced in one rename: move the old one aside first, so the
-            # new one is never mixed with it, then drop it.
-            old = item.parent / f"{item.name}.old"
-            os.rename(final, old)
-            os.rename(item, final)
+            replace_folder(item, final)  # the old or the new folder is there at every instant
         else:
             os.replace(item, final)
         published.append(final)

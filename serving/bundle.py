@@ -4,8 +4,13 @@ OUT_DIR/
   models/<name>/<version>/   SavedModels (serving_default keyed by layer names), warm-up records
   models.config              text-format ModelServerConfig, base paths under /models
   batching.config            with --batching
-  Dockerfile, docker-compose.yml, README.md   rendered from the templates in docker/
-  bundle.json                manifest: every version's source, sha256, signature, inputs, outputs
+  Dockerfile, docker-compose.yml, README.md   rendered from serving/templates/
+  k8s/                       with --k8s: Deployment, Service, HPA, PDB, kustomization (serving/k8s.py)
+  bundle.json                manifest: every version's source, sha256, signature, inputs, outputs,
+                             the TensorFlow that wrote it, and the serving image it targets
+
+`--check-runtime` loads every version under the image's own TensorFlow before publishing
+(serving/runtime_check.py).
 
 The whole bundle is built in a staging folder beside OUT_DIR (existing versions hard-linked in,
 new ones exported and verified there) and swapped into place at the end, so an interrupted or
@@ -22,11 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter import __version__
-from exporter.errors import BadInputError, DestinationExistsError
+from exporter.errors import BadInputError, DestinationExistsError, VerificationError
 from exporter.publish import publish, staging_folder
+from exporter.swap import restore_interrupted
 from serving.bundle_export import export_version
 from serving.bundle_files import render_docker_files
+from serving.k8s import write_k8s
 from serving.repository import ModelConfig, read_models_config
+from serving.runtime_check import (
+    DEFAULT_SERVING_VERSION,
+    SERVING_IMAGE,
+    RuntimeReport,
+    check_runtime,
+    serving_target,
+)
 from serving.serverconfig import (
     POLICIES,
     BatchingSettings,
@@ -37,7 +51,7 @@ from serving.serverconfig import (
 )
 
 MANIFEST = "bundle.json"
-DEFAULT_IMAGE = "tensorflow/serving:2.19.0"
+DEFAULT_IMAGE = f"{SERVING_IMAGE}:{DEFAULT_SERVING_VERSION}"
 
 
 @dataclass
@@ -86,7 +100,11 @@ class BundleRequest:
     batching: bool = False
     warmup: int = 0
     warmup_inputs: Path | None = None
-    image: str = DEFAULT_IMAGE
+    image: str | None = None  # None: tensorflow/serving of serving_version (or as before)
+    serving_version: str | None = None  # the TF Serving release the image carries
+    k8s: bool = False
+    kserve: bool = False
+    check_runtime: bool = False
     force: bool = False
     verify: bool = True
     atol: float = 1e-5
@@ -145,8 +163,15 @@ def model_configs(manifest: dict) -> tuple[list[ModelConfig], dict[str, list[int
 def update_manifest(manifest: dict, request: BundleRequest, planned) -> None:
     """Record the new versions, policies and labels (entries for versions filled in later)."""
     manifest["kexport_version"] = __version__
-    manifest["image"] = request.image
+    manifest.pop("runtime_check", None)  # a new version is unchecked until this run checks it
+    if request.image or request.serving_version:
+        target = serving_target(request.image, request.serving_version)
+    else:  # extending a bundle keeps the image it targets
+        target = serving_target(manifest.get("image"), manifest.get("serving_version"))
+    manifest["image"], manifest["serving_version"] = target
     manifest["batching"] = request.batching or manifest.get("batching", False)
+    manifest["k8s"] = request.k8s or request.kserve or manifest.get("k8s", False)
+    manifest["kserve"] = request.kserve or manifest.get("kserve", False)
     for source, version in planned:
         entry = manifest["models"].setdefault(source.name, {"policy": "latest", "labels": {}, "versions": {}})
         entry["versions"][str(version)] = {"source": str(source.path.resolve())}
@@ -170,6 +195,7 @@ def build_bundle(request: BundleRequest, progress: Callable[[str], None] = lambd
     out_dir = Path(request.out_dir)
     if not request.sources:
         raise BadInputError("no --model given; expected at least one NAME=PATH[@VERSION].")
+    restore_interrupted(out_dir.parent)  # a killed swap's previous bundle counts as existing
     existing = read_manifest(out_dir) if out_dir.exists() else None
     if out_dir.exists() and existing is None and any(out_dir.iterdir()) and not request.force:
         raise DestinationExistsError(f"{out_dir} exists and is not a kexport bundle.",
@@ -188,8 +214,34 @@ def build_bundle(request: BundleRequest, progress: Callable[[str], None] = lambd
                 source, version, bundle / "models" / source.name / str(version), request
             )
         _write_server_files(bundle, manifest, configs, request)
+        if request.check_runtime:  # before publishing: an image that cannot serve it changes nothing
+            runtime = check_runtime(bundle, manifest["serving_version"], manifest, progress,
+                                    request.atol, request.rtol)
+            _record_runtime_check(bundle, manifest, runtime, progress)
         publish([bundle], out_dir.parent, force=True)
     return manifest
+
+
+def check_bundle_runtime(out_dir: Path, serving_version: str | None = None,
+                         progress: Callable[[str], None] = lambda m: None) -> RuntimeReport:
+    """The runtime check of an existing bundle, under its image's TensorFlow or another."""
+    manifest = read_manifest(Path(out_dir))
+    if manifest is None:
+        raise BadInputError(f"{out_dir} is not a kexport bundle (no {MANIFEST}).")
+    version = serving_target(None if serving_version else manifest.get("image"),
+                             serving_version or manifest.get("serving_version"))[1]
+    return check_runtime(Path(out_dir), version, manifest, progress)
+
+
+def _record_runtime_check(bundle: Path, manifest: dict, runtime: RuntimeReport, progress) -> None:
+    for line in runtime.lines():
+        progress(line)
+    if not runtime.passed:
+        raise VerificationError(runtime.summary() + "; nothing was published.", report=runtime)
+    manifest["runtime_check"] = {"serving_version": runtime.serving_version,
+                                 "tensorflow_version": runtime.tensorflow_version,
+                                 "passed": True}
+    (bundle / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def _link_existing_versions(old: Path | None, bundle: Path, manifest: dict, planned) -> None:
@@ -215,5 +267,7 @@ def _write_server_files(bundle: Path, manifest: dict, configs, request: BundleRe
     if manifest["batching"]:
         (bundle / "batching.config").write_text(BatchingSettings().render(), encoding="utf-8")
     render_docker_files(bundle, manifest)
+    if manifest["k8s"]:
+        write_k8s(bundle, manifest, configs)
     (bundle / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 

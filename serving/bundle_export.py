@@ -10,10 +10,17 @@ from exporter.errors import BadInputError, VerificationError
 from exporter.formats import detect
 from exporter.formats.savedmodel import load_signature
 from exporter.loaded import LoadOptions
+<<<<<<< HEAD
 from exporter.routes import write_native_savedmodel
 from exporter.verify import verify_loaded
+=======
+from exporter.verify import make_inputs, verify_loaded
+>>>>>>> main
 from serving.bundle_files import source_sha256
-from serving.warmup import write_warmup
+from serving.warmup import warmup_feeds, write_expected_outputs, write_warmup
+
+# Warm-up records whose outputs are recorded for the runtime check (all are replayed at load).
+MAX_EXPECTED_RECORDS = 32
 
 
 def _refuse_links(root: Path) -> None:
@@ -51,8 +58,9 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
                 f"model '{source.name}' version {version}: {report.summary()}", report=report)
     warmup = None
     if request.warmup:
-        warmup = str(write_warmup(version_dir, source.name, written.inputs, request.warmup,
-                                  request.warmup_inputs).relative_to(version_dir))
+        warmup = warmup_feeds(written.inputs, request.warmup, request.warmup_inputs)
+        write_warmup(version_dir, source.name, warmup)
+    expected = _record_expected_outputs(version_dir, written, warmup)
     return {
         "source": str(source.path.resolve()),
         "source_format": detected.format,
@@ -61,5 +69,34 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
         "inputs": [spec.as_dict() for spec in written.inputs],
         "outputs": [spec.as_dict() for spec in written.outputs],
         "verified": bool(report and report.passed),
-        "warmup_records": request.warmup if warmup else 0,
+        "warmup_records": len(warmup) if warmup else 0,
+        "tensorflow_version": writer_tensorflow_version(version_dir),
+        "expected_outputs": expected,
     }
+
+
+def _record_expected_outputs(version_dir: Path, written, warmup: list | None) -> bool:
+    """Record what the written model computes, for `--check-runtime`: on the first warm-up
+    requests, else on one seeded batch. False when no inputs can be made (string inputs
+    without warm-up records)."""
+    if warmup:
+        feeds = warmup[:MAX_EXPECTED_RECORDS]
+    else:
+        try:
+            feeds = [make_inputs(written.inputs, seed=0)]
+        except BadInputError:
+            return False
+    write_expected_outputs(version_dir, feeds, written.reference, from_warmup=bool(warmup))
+    return True
+
+
+def writer_tensorflow_version(version_dir: Path) -> str | None:
+    """The TensorFlow version that wrote a SavedModel, as its MetaGraphs record it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = version_dir / "saved_model.pb"
+    if not path.is_file():
+        return None  # a text-format saved_model.pbtxt: rare, and it records no writer
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    versions = sorted({m.meta_info_def.tensorflow_version for m in saved_model.meta_graphs} - {""})
+    return versions[0] if versions else None

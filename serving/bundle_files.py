@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from pathlib import Path
 
 from exporter import __version__
+from serving.k8s import app_name
 from serving.serverconfig import server_flags
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "docker"
+# Package data (serving/templates/), so a wheel install renders the same files as a checkout.
+TEMPLATES = resources.files("serving") / "templates"
 CHUNK = 1 << 20
+K8S_SECTION = """
+On Kubernetes (`k8s/`): build the image under the tag `k8s/kustomization.yaml` names (a digest of
+the served versions), push it, point kustomize at your registry, apply:
+
+```sh
+TAG=$(awk '/newTag:/ {{print $2}}' k8s/kustomization.yaml)
+docker build -t REGISTRY/{tag}:$TAG . && docker push REGISTRY/{tag}:$TAG
+(cd k8s && kustomize edit set image {tag}=REGISTRY/{tag}:$TAG)
+kubectl apply -k k8s
+```
+"""
 
 
 def file_sha256(path: Path) -> str:
@@ -34,14 +48,10 @@ def source_sha256(path: Path) -> str:
     return tree_sha256(path) if path.is_dir() else file_sha256(path)
 
 
-def _image_tag(manifest: dict) -> str:
-    return "kexport-" + "-".join(sorted(manifest["models"]))[:60]
-
-
 def render_docker_files(bundle: Path, manifest: dict) -> None:
-    """Write Dockerfile, docker-compose.yml and README.md from the templates in docker/."""
+    """Write Dockerfile, docker-compose.yml and README.md from the package's templates."""
     names = ", ".join(sorted(manifest["models"]))
-    tag = _image_tag(manifest)
+    tag = app_name(manifest)  # lowercase, as image names must be; the k8s names match
     flags = server_flags(manifest.get("batching", False))
     config_files = "models.config batching.config" if manifest.get("batching") else "models.config"
     values = {
@@ -56,6 +66,7 @@ def render_docker_files(bundle: Path, manifest: dict) -> None:
             for name in sorted(manifest["models"])
         ),
     }
+    values["k8s_section"] = K8S_SECTION.format(tag=tag) if manifest.get("k8s") else ""
     for template, target in (
         ("Dockerfile.template", "Dockerfile"),
         ("docker-compose.yml.template", "docker-compose.yml"),

@@ -39,13 +39,23 @@ def register(app: typer.Typer) -> None:
 
 def bundle(
     out_dir: Annotated[Path, typer.Argument(help="Bundle folder to create or extend.")],
-    model: Annotated[list[str], typer.Option("--model", help="NAME=PATH[@VERSION] (repeatable).")],
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", help="NAME=PATH[@VERSION] (repeatable); none with --check-runtime checks "
+        "the existing bundle.")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="NAME:LABEL=VERSION (repeatable).")] = None,
     policy: Annotated[list[str] | None, typer.Option("--policy", help="NAME:latest|all|specific (repeatable).")] = None,
     batching: Annotated[bool, typer.Option("--batching", help="Write batching.config and enable batching.")] = False,
     warmup: Annotated[int, typer.Option("--warmup", help="Warm-up records per model version (at most 1000).")] = 0,
     warmup_inputs: Annotated[Path | None, typer.Option("--warmup-inputs", help=".npz of warm-up inputs.")] = None,
-    image: Annotated[str | None, typer.Option("--image", help="Base image (default: a pinned tensorflow/serving).")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="Base image (default: tensorflow/serving of --serving-version).")] = None,
+    serving_version: Annotated[str | None, typer.Option(
+        "--serving-version", help="TensorFlow Serving release the image carries (default "
+        "2.20.0, or the bundle's).")] = None,
+    k8s: Annotated[bool, typer.Option("--k8s", help="Also write k8s/ (Deployment, Service, HPA, PDB, kustomization).")] = False,
+    kserve: Annotated[bool, typer.Option("--kserve", help="Also write a KServe InferenceService per model (implies --k8s).")] = False,
+    check_runtime: Annotated[bool, typer.Option(
+        "--check-runtime", help="Load every version under the image's TensorFlow (installed "
+        "once into ~/.cache/kexport) and compare the recorded outputs.")] = False,
     no_verify: NoVerifyOpt = False,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
@@ -54,7 +64,6 @@ def bundle(
 ):
     """Bundle models into a TensorFlow Serving repository with models.config and a Dockerfile."""
     from serving.bundle import (
-        DEFAULT_IMAGE,
         BundleRequest,
         build_bundle,
         parse_label,
@@ -62,15 +71,22 @@ def bundle(
         parse_policy,
     )
 
+    if not model and check_runtime:
+        _check_runtime_only(out_dir, serving_version, json_output, quiet)
+        return
     request = BundleRequest(
         out_dir=out_dir,
-        sources=[parse_model_spec(text) for text in model],
+        sources=[parse_model_spec(text) for text in model or []],
         labels=[parse_label(text) for text in label or []],
         policies=[parse_policy(text) for text in policy or []],
         batching=batching,
         warmup=warmup,
         warmup_inputs=warmup_inputs,
-        image=image or DEFAULT_IMAGE,
+        image=image,
+        serving_version=serving_version,
+        k8s=k8s,
+        kserve=kserve,
+        check_runtime=check_runtime,
         force=force,
         verify=not no_verify,
     )
@@ -82,6 +98,22 @@ def bundle(
         versions = ", ".join(sorted(entry["versions"], key=int))
         typer.echo(f"{name}: versions {versions} ({entry['policy']})")
     typer.echo(f"wrote {out_dir}")
+
+
+def _check_runtime_only(out_dir: Path, serving_version, json_output: bool, quiet: bool) -> None:
+    """`kexport bundle OUT --check-runtime` with no --model: check the bundle as it is."""
+    from exporter.errors import EXIT_VERIFY_FAILED
+    from serving.bundle import check_bundle_runtime
+
+    report = check_bundle_runtime(out_dir, serving_version, progress_printer(quiet or json_output))
+    if json_output:
+        print_json(report.as_dict())
+    else:
+        for line in report.lines():
+            typer.echo(f"  {line}", err=True)
+        typer.echo(report.summary(), err=not report.passed)
+    if not report.passed:
+        raise typer.Exit(EXIT_VERIFY_FAILED)
 
 
 def predict(

@@ -3,7 +3,9 @@
 `convert`, `slice` and `bundle` run as real processes and are killed with SIGKILL at seeded
 moments (mostly just after a progress line, so writing, verifying and publishing are hit). After
 each kill the destination is absent or complete and verifiable, and the next run succeeds and
-removes the killed run's staging folder. KEXPORT_STRESS=1 (make stress) runs 54 kills, the
+removes the killed run's staging folder. Runs that extend an existing bundle are killed too, at
+random and at the worst moments of the swap (with the kernel's atomic exchange and with the
+fallback that moves the old bundle aside): the versions already served always survive. KEXPORT_STRESS=1 (make stress) runs 54 kills, the
 normal run 6. Disk full is an OSError(ENOSPC) injected into the format writer in-process.
 """
 
@@ -13,6 +15,7 @@ import errno
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +38,8 @@ def command_for(kind: str, source: Path, out: Path) -> tuple[list[str], Path]:
         return ["convert", str(source), str(out / "model.h5")], out / "model.h5"
     if kind == "slice":
         return ["slice", str(source), str(out / "part.keras"), "--output", "hidden"], out / "part.keras"
+    if kind == "extend":
+        return ["bundle", str(out / "bundle"), "--model", f"m={source}@2"], out / "bundle"
     return ["bundle", str(out / "bundle"), "--model", f"m={source}@1"], out / "bundle"
 
 
@@ -66,6 +71,9 @@ def check_destination(kind: str, destination: Path, source: Path, reference: Pat
     """'absent' or 'complete' (verified against the source); anything else fails the test."""
     if not destination.exists():
         return "absent"
+    if kind == "extend":
+        assert destination.is_dir(), "a killed run lost the bundle it was extending"
+        return "extended" if served_versions(destination, source) == [1, 2] else "kept"
     if kind == "bundle":
         manifest = json.loads((destination / "bundle.json").read_text())
         assert list(manifest["models"]["m"]["versions"]) == ["1"]
@@ -74,6 +82,29 @@ def check_destination(kind: str, destination: Path, source: Path, reference: Pat
         result = run("verify", reference if kind == "slice" else source, destination)
     assert result.exit_code == 0, result.output
     return "complete"
+
+
+def served_versions(bundle: Path, source: Path) -> list[int]:
+    """The versions of model `m` the bundle's config serves, each checked to compute as `source`
+    does; version 1, there before any run was killed, must always be among them."""
+    from serving.repository import read_models_config
+
+    config = read_models_config(bundle / "models.config", bundle)
+    assert [entry.name for entry in config] == ["m"]
+    versions = sorted(int(p.name) for p in (bundle / "models" / "m").iterdir())
+    assert 1 in versions, versions
+    for version in versions:
+        result = run("verify", source, bundle / "models" / "m" / str(version))
+        assert result.exit_code == 0, result.output
+    return versions
+
+
+@pytest.fixture(scope="module")
+def served_bundle(sources, tmp_path_factory):
+    """A bundle serving version 1 of the source, copied before each run that extends it."""
+    bundle = tmp_path_factory.mktemp("served") / "bundle"
+    assert run("bundle", bundle, "--model", f"m={sources[0]}@1").exit_code == 0
+    return bundle
 
 
 @pytest.fixture(scope="module")
@@ -85,22 +116,25 @@ def sources(k3_files, tmp_path_factory):
     return source, root / "part.keras"
 
 
-@pytest.mark.parametrize("kind", ["convert", "slice", "bundle"])
-def test_sigkill_leaves_nothing_or_a_complete_result(kind, sources, tmp_path):
+@pytest.mark.parametrize("kind", ["convert", "slice", "bundle", "extend"])
+def test_sigkill_leaves_nothing_or_a_complete_result(kind, sources, tmp_path, request):
     source, reference = sources
     rng = random.Random(f"{kind}-7")
     outcomes = []
     for attempt in range(KILLS_PER_COMMAND):
         out = tmp_path / f"run{attempt}"
         args, destination = command_for(kind, source, out)
+        if kind == "extend":
+            shutil.copytree(request.getfixturevalue("served_bundle"), destination)
         moment, phase = kill_at_random_moment(args, rng)
         state = check_destination(kind, destination, source, reference)
         outcomes.append((phase, round(moment, 2), state))
         # The re-run (forced when the killed run got as far as publishing) succeeds, and sweeps
         # the staging folder the killed process left.
-        result = run(*args, *(["--force"] if destination.exists() else []))
+        forced = destination.exists() and state != "kept"
+        result = run(*args, *(["--force"] if forced else []))
         assert result.exit_code == 0, result.output
-        assert check_destination(kind, destination, source, reference) == "complete"
+        assert check_destination(kind, destination, source, reference) in ("complete", "extended")
         assert not list(out.glob(f"{STAGING_PREFIX}*")), list(out.iterdir())
     report(kind, outcomes)
     print(f"\n{kind}: {outcomes}")
@@ -179,3 +213,50 @@ def test_existing_symlink_destination_is_not_followed(sources, tmp_path):
     result = run("convert", sources[0], tmp_path / "m.keras", "--force")
     assert result.exit_code == 0
     assert target.read_text() == "keep me"  # the link was replaced, its target untouched
+
+
+# Run in a child process: kexport extends the bundle, and SIGKILLs itself at the worst moment of
+# the swap: just after the atomic exchange, or between the fallback's two renames.
+KILL_AT_SWAP = """
+import os, signal, sys
+import exporter.swap as swap
+from exporter.cli import main
+real_exchange, real_rename = swap.exchange, os.rename
+
+def exchange_then_die(first, second):
+    if real_exchange(first, second):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return False
+
+def rename_then_die(source, destination):
+    real_rename(source, destination)
+    if os.path.basename(destination).startswith(swap.PREVIOUS_PREFIX):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+swap.exchange = exchange_then_die
+swap.os.rename = rename_then_die
+sys.argv = ["kexport", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "fallback"])
+def test_kill_in_the_middle_of_the_swap_keeps_the_served_versions(exchange, sources,
+                                                                  served_bundle, tmp_path):
+    source = sources[0]
+    bundle = tmp_path / "bundle"
+    shutil.copytree(served_bundle, bundle)
+    env = {**os.environ, "KEXPORT_NO_EXCHANGE": "0" if exchange else "1"}
+    args = ["bundle", str(bundle), "--model", f"m={source}@2"]
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_SWAP, *args], env=env,
+                            capture_output=True, text=True, check=False, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if exchange:
+        assert served_versions(bundle, source) == [1, 2]  # the new bundle, whole
+    else:
+        assert not bundle.exists()  # the instant the old code lost: old moved aside, new not in
+        assert len(list(tmp_path.glob(".kexport-previous-*"))) == 1
+    result = run("bundle", bundle, "--model", f"m={source}@3")
+    assert result.exit_code == 0, result.output
+    assert served_versions(bundle, source) == ([1, 2, 3] if exchange else [1, 3])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # nothing left behind
