@@ -10,12 +10,8 @@ from exporter.errors import BadInputError, VerificationError
 from exporter.formats import detect
 from exporter.formats.savedmodel import load_signature
 from exporter.loaded import LoadOptions
-<<<<<<< HEAD
 from exporter.routes import write_native_savedmodel
-from exporter.verify import verify_loaded
-=======
 from exporter.verify import make_inputs, verify_loaded
->>>>>>> main
 from serving.bundle_files import source_sha256
 from serving.warmup import warmup_feeds, write_expected_outputs, write_warmup
 
@@ -34,8 +30,9 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
     """Write `source` as `version_dir` and return its manifest entry.
 
     A Keras model (any format convert reads) goes through the same SavedModel writer as
-    `convert` (tf-keras's model for Keras 2 models Keras 3 cannot express); a SavedModel without Keras metadata is copied as it is. Either way the result is
-    re-loaded from the bundle and compared with the source before it counts.
+    `convert` (tf-keras's model for Keras 2 models Keras 3 cannot express); a SavedModel
+    without Keras metadata is copied as it is. Either way the result is re-loaded from the
+    bundle and compared with the source before it counts.
     """
     detected = detect(source.path)
     if detected.format == "savedmodel" and not detected.details.get("keras_metadata"):
