@@ -31,13 +31,21 @@ def load_requirements(path: Path, fmt: str, custom_objects: dict) -> list[str]:
     """What a Keras loader needs, beyond Keras, to read a written file (empty: nothing).
 
     Translated Keras 2 functions Keras 3 lacks (Keras 2's hard_sigmoid) are written under names
-    kexport registers; custom classes are named as written. A SavedModel needs neither.
+    kexport registers; custom classes are named as written; Lambda code loads only outside safe
+    mode. A SavedModel needs none of these.
     """
     if fmt not in ("h5", "keras", "json", "yaml"):
         return []
-    text = json.dumps(read_config(Detected(path, fmt)))
+    from exporter.safety import code_layers
+
+    config = read_config(Detected(path, fmt))
+    text = json.dumps(config)
     needs = [f"import exporter first (it registers {name})"
              for name in sorted(set(KEXPORT_NAMES.findall(text)))]
+    lambdas = code_layers(config)
+    if lambdas:
+        needs.append(f"safe_mode=False in keras.models.load_model (Lambda code in "
+                     f"{', '.join(lambdas[:3])}), or --unsafe for kexport")
     needs += [f"custom object '{name}' (pass it as custom_objects, as --custom-objects did)"
               for name in sorted(custom_objects)]
     return needs

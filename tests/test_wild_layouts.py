@@ -196,3 +196,15 @@ def test_lambda_in_a_savedmodel_object_graph_is_refused(tmp_path):
         b'\x08\x01 ... {"class_name": "Lambda", "config": {"name": "double", "function": []}}')
     with pytest.raises(UnsafeArtifactError, match="double"):
         check_safe(detect(folder), unsafe=False)
+
+
+def test_unsafe_lambda_model_says_how_to_load_it(tf_keras, tmp_path):
+    x = tf_keras.layers.Input((3,), name="x")
+    tf_keras.Model(x, tf_keras.layers.Lambda(lambda t: t * 2.0, name="double")(x)).save(
+        tmp_path / "lambda.h5")
+    as_keras = run("convert", tmp_path / "lambda.h5", tmp_path / "lambda.keras", "--unsafe", "--json")
+    assert as_keras.exit_code == 0, as_keras.output
+    assert any("safe_mode=False" in need and "double" in need
+               for need in json.loads(as_keras.stdout)["load_requires"])
+    as_savedmodel = run("convert", tmp_path / "lambda.h5", tmp_path / "lambda_sm", "--unsafe", "--json")
+    assert as_savedmodel.exit_code == 0 and json.loads(as_savedmodel.stdout)["load_requires"] == []
