@@ -23,6 +23,7 @@ from exporter.cli_common import (
     DebugOpt,
     ForceOpt,
     FromOpt,
+    InputShapeOpt,
     InputsOpt,
     JsonOpt,
     NoVerifyOpt,
@@ -122,6 +123,7 @@ def convert_command(
     atol: AtolOpt = 1e-5,
     rtol: RtolOpt = 1e-4,
     inputs: InputsOpt = None,
+    input_shape: InputShapeOpt = None,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -129,12 +131,14 @@ def convert_command(
 ):
     """Convert a model to another format, verified against the source, published atomically."""
     from exporter.convert import convert
+    from exporter.inputs import parse_input_shapes
 
+    shapes = parse_input_shapes(input_shape)
     options = load_options(source_format, weights, architecture, custom_objects, unsafe,
                            by_name, skip_mismatch)
     result = convert(
         source, destination, to, options, verify=not no_verify, atol=atol, rtol=rtol,
-        inputs_file=inputs, force=force, config_only=config_only, keras_compat=keras_compat,
+        inputs_file=inputs, input_shapes=shapes, force=force, config_only=config_only, keras_compat=keras_compat,
         progress=progress_printer(quiet or json_output),
     )
     render_written(result, json_output)
@@ -154,18 +158,21 @@ def slice_command(
     atol: AtolOpt = 1e-5,
     rtol: RtolOpt = 1e-4,
     inputs: InputsOpt = None,
+    input_shape: InputShapeOpt = None,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ):
     """Cut a sub-model out at named layers, verified against the source, published atomically."""
+    from exporter.inputs import parse_input_shapes
     from exporter.slicing import slice_artifact
 
+    shapes = parse_input_shapes(input_shape)
     result = slice_artifact(
         source, destination, list(output or []), list(input_ or []), to,
         load_options(None, None, None, custom_objects, unsafe), verify=not no_verify,
-        atol=atol, rtol=rtol, inputs_file=inputs, force=force,
+        atol=atol, rtol=rtol, inputs_file=inputs, input_shapes=shapes, force=force,
         progress=progress_printer(quiet or json_output),
     )
     render_written(result, json_output)
@@ -183,6 +190,7 @@ def verify_command(
     atol: AtolOpt = 1e-5,
     rtol: RtolOpt = 1e-4,
     inputs: InputsOpt = None,
+    input_shape: InputShapeOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -190,9 +198,12 @@ def verify_command(
     """Check that two artifacts compute the same outputs on the same inputs (exit 1 if not)."""
     from exporter.convert import verify_artifacts
     from exporter.errors import EXIT_VERIFY_FAILED
+    from exporter.inputs import parse_input_shapes
 
+    shapes = parse_input_shapes(input_shape)
     options = load_options(None, weights, architecture, custom_objects, unsafe)
-    report = verify_artifacts(first, second, options, inputs_file=inputs, atol=atol, rtol=rtol)
+    report = verify_artifacts(first, second, options, inputs_file=inputs, atol=atol, rtol=rtol,
+                              input_shapes=shapes)
     if json_output:
         print_json({"ok": report.passed, "report": report.as_dict()})
     else:

@@ -38,6 +38,11 @@ RtolOpt = Annotated[float, typer.Option("--rtol", help="Relative tolerance.")]
 InputsOpt = Annotated[
     Path | None, typer.Option("--inputs", help=".npz of inputs named after the model inputs.")
 ]
+InputShapeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--input-shape", metavar="NAME=D1,D2,...", help="Shape of one verification "
+                 "input, batch dimension optional (repeatable); for unknown dimensions."),
+]
 WeightsOpt = Annotated[
     Path | None, typer.Option("--weights", help="Weights file for a json/yaml architecture.")
 ]
@@ -121,6 +126,11 @@ def load_options(
 
 
 def render_report(report) -> None:
+    for name, choice in (getattr(report, "input_sources", None) or {}).items():
+        echo(f"  input {name}: {choice['shape']} {choice['dtype']}, {choice['values']} "
+             f"(shape: {choice['source']})")
+    if getattr(report, "pairing", ""):
+        echo(f"  inputs paired {report.pairing}")
     for out in report.outputs:
         status = "ok  " if out.passed else "FAIL"
         diff = "-" if out.max_abs_diff is None else f"{out.max_abs_diff:.3g}"

@@ -23,6 +23,7 @@ from exporter.formats import (
     format_for_destination,
     format_module,
 )
+from exporter.formats.failures import loader_errors, reload_errors, writer_errors
 from exporter.loaded import LoadedModel, LoadOptions, SaveOptions
 from exporter.publish import check_destinations, publish, staging_folder
 from exporter.routes import load_requirements, route_reason, write_native_savedmodel
@@ -57,7 +58,8 @@ def load_model(path: Path, options: LoadOptions | None = None) -> LoadedModel:
     check_safe(detected, options.unsafe)
     if detected.format in ("h5", "keras", "json", "yaml"):
         check_layer_classes(detected.config(), options.custom_objects)
-    loaded = format_module(detected.format).load(detected, options)
+    with loader_errors(detected.path):  # whatever a loader raises becomes one kexport error
+        loaded = format_module(detected.format).load(detected, options)
     loaded.custom_objects = dict(options.custom_objects)
     return loaded
 
@@ -74,7 +76,8 @@ def save_model(model, path: Path, fmt: str, config_only: bool = False,
     if keras_compat == 2 and fmt != "h5":
         raise BadInputError("--keras-compat 2 applies to --to h5, the one format Keras 2 and 3 share.")
     options = SaveOptions(fmt, config_only, None if keras_compat == 3 else keras_compat)
-    written = format_module(fmt).save(model, Path(path), options)
+    with writer_errors(fmt, Path(path)):
+        written = format_module(fmt).save(model, Path(path), options)
     if notes is not None:
         notes.extend(options.notes)
     return written
@@ -213,8 +216,9 @@ def stage_verify_publish(
             progress("verifying the written model against the source")
             # The artifact as a user would read it back, not the in-memory model: this is
             # what catches formats that lose layers, weights or names on the way to disk.
-            written = reload_written(stage / destination.name, fmt, model, config_only,
-                                     keras_compat)
+            with reload_errors(fmt, destination):
+                written = reload_written(stage / destination.name, fmt, model, config_only,
+                                         keras_compat)
             report = check(written)
             if not report.passed:
                 raise VerificationError(report.summary(), report=report)
@@ -232,6 +236,7 @@ def convert(
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     inputs_file: Path | None = None,
+    input_shapes: dict | None = None,
     force: bool = False,
     config_only: bool = False,
     keras_compat: int | None = None,
@@ -252,7 +257,8 @@ def convert(
     check = None
     if verify:
         def check(written: LoadedModel) -> VerificationReport:
-            return verify_loaded(source, written, inputs_file, atol, rtol)
+            return verify_loaded(source, written, inputs_file, atol, rtol,
+                                 input_shapes=input_shapes)
 
     published, report = stage_verify_publish(
         source, destination, fmt, check, force=force, config_only=config_only,
@@ -280,8 +286,10 @@ def verify_artifacts(
     inputs_file: Path | None = None,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
+    input_shapes: dict | None = None,
 ) -> VerificationReport:
     """Compare what two artifacts compute on the same inputs (`first` is the reference)."""
     reference = load_model(Path(first), options)
     candidate = load_model(Path(second), second_options or options)
-    return verify_loaded(reference, candidate, inputs_file, atol, rtol)
+    return verify_loaded(reference, candidate, inputs_file, atol, rtol,
+                         input_shapes=input_shapes)

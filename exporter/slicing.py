@@ -22,8 +22,9 @@ from exporter.convert import (
     refuse_impossible,
     stage_verify_publish,
 )
-from exporter.errors import BadInputError, UnknownLayerError, VerificationError
+from exporter.errors import BadInputError, KexportError, UnknownLayerError, VerificationError
 from exporter.formats import check_format_name, format_for_destination
+from exporter.formats.failures import first_line
 from exporter.formats.keras_v3 import loaded_keras3
 from exporter.kmodel import input_specs, output_specs
 from exporter.layer_paths import Address, graph_of, is_nested_model, producer_node, resolve
@@ -33,11 +34,11 @@ from exporter.verify import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
     VerificationReport,
-    compare_outputs,
-    embedding_bound,
-    make_inputs,
-    read_inputs,
+    compare_runs,
+    inputs_rejected,
+    plan_for,
     rename_inputs,
+    run_candidate,
 )
 
 
@@ -290,6 +291,7 @@ def slice_artifact(
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     inputs_file: Path | None = None,
+    input_shapes: dict | None = None,
     force: bool = False,
     progress: Callable[[str], None] = lambda message: None,
 ) -> SliceResult:
@@ -300,6 +302,7 @@ def slice_artifact(
         destination: where to write the sub-model; the format follows `to` or the suffix.
         outputs / inputs: layer addresses, as for `slice_model`.
         inputs_file: .npz of the *source* model's inputs to verify on (else seeded random).
+        input_shapes: parsed `--input-shape` options for the *source* model's inputs.
 
     Raises:
         VerificationError: the written sub-model differs from the source's activations.
@@ -319,10 +322,19 @@ def slice_artifact(
         raise UnknownLayerError(
             error.message, hint=f"List the layer names with `kexport inspect {source}`."
         ) from None
+    except KexportError:
+        raise
+    except Exception as error:  # Keras refusing the cut graph: one line, not a traceback
+        raise BadInputError(f"cannot cut {source} at {', '.join(outputs)}: "
+                            f"{type(error).__name__}: {first_line(error)}") from error
     check = None
     if verify:
         def check(written) -> VerificationReport:
-            return _verify_slice(loaded.model, sub, written, outputs, inputs, inputs_file, atol, rtol)
+            # An output cut keeps the source's inputs and needs only the layers it keeps:
+            # plan on it, so a size only the cut-off layers reject is still accepted.
+            kept = [s.name for s in input_specs(sub)] == [s.name for s in loaded.inputs]
+            plan = plan_for(loaded, inputs_file, input_shapes, model=sub if kept else None)
+            return _verify_slice(loaded, plan, sub, written, outputs, inputs, atol, rtol)
 
     published, report = stage_verify_publish(
         loaded_keras3(sub, fmt, destination, None), destination, fmt, check,
@@ -336,20 +348,22 @@ def slice_artifact(
     )
 
 
-def _verify_slice(model, sub, written, outputs, inputs, inputs_file, atol, rtol):
+def _verify_slice(loaded, plan, sub, written, outputs, inputs, atol, rtol):
     """Feed the written sub-model what the source computes at its inputs; compare its outputs
     with what the source computes at the chosen layers."""
-    specs = input_specs(model)
-    if inputs_file is not None:
-        feed = read_inputs(Path(inputs_file), specs)
-    else:
-        feed = make_inputs(specs, 0, embedding_bound(model))
-    fed, expected = slice_reference(model, outputs, inputs, feed)
+    try:
+        fed, expected = slice_reference(loaded.model, outputs, inputs, plan.make(0))
+    except KexportError:
+        raise
+    except Exception as error:
+        raise inputs_rejected(loaded.path, plan, error) from error
     sub_inputs = {spec.name: value for spec, value in zip(input_specs(sub), fed)}
     names = [spec.name for spec in output_specs(sub)]
     if len(names) != len(expected):
         raise VerificationError(f"the sub-model has {len(names)} outputs, expected {len(expected)}.")
-    actual = written.reference(rename_inputs(sub_inputs, written.inputs))
-    report = compare_outputs(dict(zip(names, expected)), actual, atol, rtol)
+    feed, pairing = rename_inputs(sub_inputs, written.inputs)
+    report = compare_runs(dict(zip(names, expected)), run_candidate(written, feed), atol, rtol)
     report.inputs = {name: list(np.shape(v)) for name, v in sub_inputs.items()}
+    report.input_sources = plan.as_dict()
+    report.pairing = pairing
     return report

@@ -6,22 +6,26 @@ every failure before anything is decided, so one run tells the whole story.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from exporter.errors import BadInputError
+from exporter.errors import BadInputError, KexportError
+from exporter.formats.failures import first_line
+from exporter.inputs import (
+    FIX_OPTIONS,
+    InputPlan,
+    plan_from_file,
+    plan_inputs,
+)
 from exporter.loaded import LoadedModel, Tensors, TensorSpec
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
-DEFAULT_BATCH = 2  # two examples catch batch-mixing bugs (e.g. BatchNorm left in training mode)
-# One example for large inputs (a 224x224x3 image is 150k values): the activations of a second
-# example cost more memory than the whole export does. `--inputs` sets any batch.
-LARGE_EXAMPLE_VALUES = 1 << 16
-DEFAULT_DIM = 32  # for unknown non-batch dimensions (sequence length, image size)
-DEFAULT_INT_HIGH = 10
+# Names Keras and TensorFlow make up for inputs nobody named; they say nothing about order.
+_MADE_UP_NAME = re.compile(r"^(input|inputs|input_layer|keras_tensor|args)(_\d+)?$")
 
 
 @dataclass
@@ -40,8 +44,11 @@ class VerificationReport:
     passed: bool
     atol: float
     rtol: float
-    inputs: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)  # name -> shape fed
     outputs: list[OutputComparison] = field(default_factory=list)
+    # name -> shape, dtype, kind of values, and where the shape came from
+    input_sources: dict = field(default_factory=dict)
+    pairing: str = ""  # how the candidate's inputs were matched to the reference's
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -60,79 +67,36 @@ class VerificationReport:
         return f"outputs differ (atol={self.atol:g}, rtol={self.rtol:g}): " + "; ".join(parts)
 
 
-def make_inputs(
-    specs: list[TensorSpec], seed: int = 0, int_high: int = DEFAULT_INT_HIGH
-) -> Tensors:
-    """Seeded random inputs built from input specs (unknown dims get fixed sizes)."""
-    rng = np.random.default_rng(seed)
-    batch = _batch_size(specs)
-    inputs = {}
-    for spec in specs:
-        dims = spec.shape if spec.shape is not None else (None,)  # unknown rank: a batch vector
-        shape = [
-            (batch if i == 0 else DEFAULT_DIM) if dim is None else dim
-            for i, dim in enumerate(dims)
-        ]
-        dtype = np.dtype(spec.dtype) if spec.dtype not in ("string", "variant", "resource") else None
-        if dtype is None:
-            raise BadInputError(
-                f"input '{spec.name}' has dtype {spec.dtype}; random inputs cannot be made for it.",
-                hint="Pass --inputs FILE.npz with arrays named after the inputs.",
-            )
-        if dtype.kind == "f":
-            inputs[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind in "iu":
-            inputs[spec.name] = rng.integers(0, int_high, size=shape).astype(dtype)
-        elif dtype.kind == "b":
-            inputs[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
-        else:
-            raise BadInputError(f"input '{spec.name}' has unsupported dtype {spec.dtype}.")
-    return inputs
+def make_inputs(specs: list[TensorSpec], seed: int = 0, int_high: int | None = None) -> Tensors:
+    """Seeded random inputs from input specs alone (no architecture: unknown dims get default
+    sizes); `int_high` bounds integer values."""
+    plan = plan_inputs(specs)
+    for choice in plan.choices:
+        choice.high = int_high or choice.high
+    return plan.make(seed)
 
 
-def _batch_size(specs: list[TensorSpec]) -> int:
-    values = sum(
-        int(np.prod([DEFAULT_DIM if d is None else d for d in spec.shape[1:]]))
-        for spec in specs
-        if spec.shape
-    )
-    return 1 if values > LARGE_EXAMPLE_VALUES else DEFAULT_BATCH
-
-
-def read_inputs(path: Path, specs: list[TensorSpec]) -> Tensors:
-    """Inputs from an .npz file: keys are input names, or `x_0, x_1, ...` in input order (a lone
-    array fits a lone input)."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
-        raise BadInputError(f"--inputs {path} is not a readable .npz file ({error}).") from None
-    names = [spec.name for spec in specs]
-    if len(arrays) == 1 and len(specs) == 1:
-        return {names[0]: next(iter(arrays.values()))}
-    positional = [f"x_{index}" for index in range(len(names))]
-    if not set(names) & set(arrays) and set(positional) <= set(arrays):
-        # A reference file (`x_0, x_1, ...` in model-input order, `y_*` outputs beside them).
-        return {name: arrays[key] for name, key in zip(names, positional)}
-    missing = [name for name in names if name not in arrays]
-    if missing:
-        raise BadInputError(
-            f"--inputs {path} lacks arrays for input(s) {', '.join(missing)}; "
-            f"it has {', '.join(arrays) or 'none'}."
-        )
-    return {name: arrays[name] for name in names}
-
-
-def rename_inputs(feed: Tensors, specs: list[TensorSpec]) -> Tensors:
-    """Key `feed` by the names of `specs`: by name, or by position when names differ."""
-    names = [spec.name for spec in specs]
-    if set(names) == set(feed):
-        return {name: feed[name] for name in names}
-    if len(names) == len(feed):
-        return dict(zip(names, feed.values()))
+def pair_names(reference: list[str], candidate: list[str]) -> tuple[dict[str, str], str]:
+    """Match the candidate's inputs to the reference's: by name whenever both sides name them,
+    by position only when neither does (a SavedModel sorts its inputs by name, so position
+    alone can swap two of them). Returns reference name -> candidate name, and how."""
+    if sorted(reference) == sorted(candidate):
+        return {name: name for name in reference}, "by name"
+    if len(reference) == len(candidate) == 1:
+        return {reference[0]: candidate[0]}, "the only input of each"
+    if len(reference) == len(candidate) and all(map(_MADE_UP_NAME.match, reference + candidate)):
+        return dict(zip(reference, candidate)), "by position (neither side names its inputs)"
     raise BadInputError(
-        f"the two models take different inputs: {', '.join(feed)} vs {', '.join(names)}."
+        f"the two models' inputs cannot be paired by name: {', '.join(reference)} vs "
+        f"{', '.join(candidate)}; pairing them by position could swap them.",
+        hint="Give the input layers the same names on both sides.",
     )
+
+
+def rename_inputs(feed: Tensors, specs: list[TensorSpec]) -> tuple[Tensors, str]:
+    """Key `feed` by the names of `specs` (see `pair_names`); also says how they were paired."""
+    mapping, how = pair_names(list(feed), [spec.name for spec in specs])
+    return {mapping[name]: value for name, value in feed.items()}, how
 
 
 def _pair_outputs(reference: Tensors, candidate: Tensors) -> list[tuple[str, str]]:
@@ -177,14 +141,72 @@ def _compare_one(name, ref, cand, atol, rtol) -> OutputComparison:
                             "" if ok else "values differ")
 
 
-def embedding_bound(model) -> int:
-    """Largest safe integer input: the smallest Embedding vocabulary in the model."""
-    sizes = [
-        layer.input_dim
-        for layer in getattr(model, "_flatten_layers", list)()
-        if hasattr(layer, "input_dim") and isinstance(layer.input_dim, int)
-    ]
-    return min(sizes) if sizes else DEFAULT_INT_HIGH
+def architecture(loaded: LoadedModel, specs: list[TensorSpec]):
+    """The Keras model (Keras 3, else the tf-keras reference) whose inputs are `specs`, to plan
+    verification inputs from; None when there is none (a SavedModel signature)."""
+    from exporter.kmodel import input_specs
+
+    wanted = sorted((spec.name, spec.dtype) for spec in specs)
+    for model in (loaded.model, getattr(loaded.reference, "model", None)):
+        if model is not None and sorted(
+            (spec.name, spec.dtype) for spec in input_specs(model)
+        ) == wanted:
+            return model
+    return None
+
+
+def plan_for(loaded: LoadedModel, inputs_file: Path | None = None,
+             input_shapes: dict | None = None, other: LoadedModel | None = None,
+             model=None) -> InputPlan:
+    """The inputs to verify `loaded` on: from `inputs_file`, else planned from `model`, its
+    architecture, or `other`'s when it has none; `--input-shape` first."""
+    if inputs_file is not None:
+        if input_shapes:
+            raise BadInputError("--inputs fixes every input's shape; drop --input-shape.")
+        return plan_from_file(Path(inputs_file), loaded.inputs)
+    model = model or architecture(loaded, loaded.inputs)
+    if model is None and other is not None:
+        model = architecture(other, loaded.inputs)
+    return plan_inputs(loaded.inputs, model, loaded.reference, input_shapes)
+
+
+def run_reference(loaded: LoadedModel, feed: Tensors, plan: InputPlan) -> Tensors:
+    """Call the reference; a model that rejects the inputs is bad input (exit 2), named."""
+    try:
+        return loaded.reference(feed)
+    except KexportError:
+        raise
+    except Exception as error:
+        raise inputs_rejected(loaded.path, plan, error) from error
+
+
+def inputs_rejected(path: Path, plan: InputPlan, error: Exception) -> BadInputError:
+    """The error for a model that fails on its verification inputs: what it got, how to fix."""
+    return BadInputError(
+        f"{path} rejects the verification inputs ({plan.describe()}): "
+        f"{type(error).__name__}: {first_line(error)}",
+        hint=f"Give inputs it accepts: {FIX_OPTIONS}.",
+    )
+
+
+def run_candidate(loaded: LoadedModel, feed: Tensors) -> Tensors | str:
+    """Call the candidate; a failure on inputs the reference accepts is returned as its reason."""
+    try:
+        return loaded.reference(feed)
+    except KexportError:
+        raise
+    except Exception as error:  # noqa: BLE001 - it is a verification failure, reported
+        return f"{loaded.path} fails on inputs the reference accepts: " \
+               f"{type(error).__name__}: {first_line(error)}"
+
+
+def compare_runs(expected: Tensors, actual: Tensors | str, atol: float,
+                 rtol: float) -> VerificationReport:
+    """`compare_outputs`, or a failed report when the candidate could not run."""
+    if isinstance(actual, str):
+        failure = OutputComparison("*", [], [], None, None, False, actual)
+        return VerificationReport(False, atol, rtol, outputs=[failure])
+    return compare_outputs(expected, actual, atol, rtol)
 
 
 def verify_loaded(
@@ -194,15 +216,26 @@ def verify_loaded(
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     seed: int = 0,
+    input_shapes: dict | None = None,
 ) -> VerificationReport:
-    """Run both on the same inputs (seeded, or from `inputs_file`) and compare their outputs."""
-    if inputs_file is not None:
-        feed = read_inputs(inputs_file, reference.inputs)
-    else:
-        model = reference.model if reference.model is not None else candidate.model
-        feed = make_inputs(reference.inputs, seed, embedding_bound(model) if model else DEFAULT_INT_HIGH)
-    expected = reference.reference(feed)
-    actual = candidate.reference(rename_inputs(feed, candidate.inputs))
-    report = compare_outputs(expected, actual, atol, rtol)
+    """Run both on the same inputs and compare their outputs.
+
+    Args:
+        reference / candidate: what to compare; the reference's inputs are planned and fed.
+        inputs_file: an .npz of inputs (`--inputs`), else seeded values of planned shapes.
+        input_shapes: parsed `--input-shape` options, keyed by the reference's input names.
+
+    Raises:
+        BadInputError: the reference rejects the inputs, or the inputs cannot be paired.
+    """
+    mapping, pairing = pair_names([s.name for s in reference.inputs],
+                                  [s.name for s in candidate.inputs])
+    plan = plan_for(reference, inputs_file, input_shapes, other=candidate)
+    feed = plan.make(seed)
+    expected = run_reference(reference, feed, plan)
+    actual = run_candidate(candidate, {mapping[name]: value for name, value in feed.items()})
+    report = compare_runs(expected, actual, atol, rtol)
     report.inputs = {name: list(array.shape) for name, array in feed.items()}
+    report.input_sources = plan.as_dict()
+    report.pairing = pairing
     return report

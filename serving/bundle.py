@@ -109,6 +109,8 @@ class BundleRequest:
     verify: bool = True
     atol: float = 1e-5
     rtol: float = 1e-4
+    input_shapes: dict = field(default_factory=dict)  # parsed --input-shape, by input name
+    used_input_names: set = field(default_factory=set)  # the ones some model has
 
 
 def read_manifest(out_dir: Path) -> dict | None:
@@ -213,6 +215,7 @@ def build_bundle(request: BundleRequest, progress: Callable[[str], None] = lambd
             manifest["models"][source.name]["versions"][str(version)] = export_version(
                 source, version, bundle / "models" / source.name / str(version), request
             )
+        _refuse_unused_input_shapes(request)
         _write_server_files(bundle, manifest, configs, request)
         if request.check_runtime:  # before publishing: an image that cannot serve it changes nothing
             runtime = check_runtime(bundle, manifest["serving_version"], manifest, progress,
@@ -220,6 +223,14 @@ def build_bundle(request: BundleRequest, progress: Callable[[str], None] = lambd
             _record_runtime_check(bundle, manifest, runtime, progress)
         publish([bundle], out_dir.parent, force=True)
     return manifest
+
+
+def _refuse_unused_input_shapes(request: BundleRequest) -> None:
+    unused = [name for name in request.input_shapes if name not in request.used_input_names]
+    if unused:
+        raise BadInputError(
+            f"--input-shape names {', '.join(repr(n) if n else 'a lone input' for n in unused)}, "
+            "which no bundled model has as an input; check the names with `kexport inspect`.")
 
 
 def check_bundle_runtime(out_dir: Path, serving_version: str | None = None,

@@ -9,11 +9,12 @@ from exporter.convert import load_model, refuse_impossible, save_model
 from exporter.errors import BadInputError, VerificationError
 from exporter.formats import detect
 from exporter.formats.savedmodel import load_signature
+from exporter.inputs import makeable
 from exporter.loaded import LoadOptions
 from exporter.routes import write_native_savedmodel
-from exporter.verify import make_inputs, verify_loaded
+from exporter.verify import plan_for, verify_loaded
 from serving.bundle_files import source_sha256
-from serving.warmup import warmup_feeds, write_expected_outputs, write_warmup
+from serving.warmup import seeded_feed, warmup_feeds, write_expected_outputs, write_warmup
 
 # Warm-up records whose outputs are recorded for the runtime check (all are replayed at load).
 MAX_EXPECTED_RECORDS = 32
@@ -24,6 +25,16 @@ def _refuse_links(root: Path) -> None:
     for path in root.rglob("*"):
         if path.is_symlink():
             raise BadInputError(f"{root} contains a symbolic link ({path}); refusing to copy it.")
+
+
+def input_shapes_for(reference, request) -> dict:
+    """The `--input-shape` options that name this model's inputs (an unnamed one fits every
+    single-input model); records which names were used, so unknown ones can be refused."""
+    names = {spec.name for spec in reference.inputs}
+    shapes = {name: shape for name, shape in request.input_shapes.items()
+              if name in names or (name is None and len(names) == 1)}
+    request.used_input_names.update(shapes)
+    return shapes
 
 
 def export_version(source, version: int, version_dir: Path, request) -> dict:
@@ -47,17 +58,21 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
         else:
             save_model(reference.model, version_dir, "savedmodel")
     written = load_signature(version_dir)  # what TF Serving will call: serving_default
+    shapes = input_shapes_for(reference, request)
     report = None
     if request.verify:
-        report = verify_loaded(reference, written, None, request.atol, request.rtol)
+        report = verify_loaded(reference, written, None, request.atol, request.rtol,
+                               input_shapes=shapes)
         if not report.passed:
             raise VerificationError(
                 f"model '{source.name}' version {version}: {report.summary()}", report=report)
+    # Warm-up requests and recorded outputs get the shapes verification found the model accepts.
+    plan = plan_for(reference, None, shapes) if makeable(reference.inputs) else None
     warmup = None
     if request.warmup:
-        warmup = warmup_feeds(written.inputs, request.warmup, request.warmup_inputs)
+        warmup = warmup_feeds(written.inputs, request.warmup, request.warmup_inputs, plan)
         write_warmup(version_dir, source.name, warmup)
-    expected = _record_expected_outputs(version_dir, written, warmup)
+    expected = _record_expected_outputs(version_dir, written, warmup, plan)
     return {
         "source": str(source.path.resolve()),
         "source_format": detected.format,
@@ -72,7 +87,7 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
     }
 
 
-def _record_expected_outputs(version_dir: Path, written, warmup: list | None) -> bool:
+def _record_expected_outputs(version_dir: Path, written, warmup: list | None, plan) -> bool:
     """Record what the written model computes, for `--check-runtime`: on the first warm-up
     requests, else on one seeded batch. False when no inputs can be made (string inputs
     without warm-up records)."""
@@ -80,7 +95,7 @@ def _record_expected_outputs(version_dir: Path, written, warmup: list | None) ->
         feeds = warmup[:MAX_EXPECTED_RECORDS]
     else:
         try:
-            feeds = [make_inputs(written.inputs, seed=0)]
+            feeds = [seeded_feed(written.inputs, 0, plan)]
         except BadInputError:
             return False
     write_expected_outputs(version_dir, feeds, written.reference, from_warmup=bool(warmup))

@@ -19,6 +19,7 @@ from typer.core import TyperCommand
 from exporter.cli_common import (
     DebugOpt,
     ForceOpt,
+    InputShapeOpt,
     JsonOpt,
     NoVerifyOpt,
     QuietOpt,
@@ -57,12 +58,14 @@ def bundle(
         "--check-runtime", help="Load every version under the image's TensorFlow (installed "
         "once into ~/.cache/kexport) and compare the recorded outputs.")] = False,
     no_verify: NoVerifyOpt = False,
+    input_shape: InputShapeOpt = None,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ):
     """Bundle models into a TensorFlow Serving repository with models.config and a Dockerfile."""
+    from exporter.inputs import parse_input_shapes
     from serving.bundle import (
         BundleRequest,
         build_bundle,
@@ -89,6 +92,7 @@ def bundle(
         check_runtime=check_runtime,
         force=force,
         verify=not no_verify,
+        input_shapes=parse_input_shapes(input_shape),
     )
     manifest = build_bundle(request, progress=progress_printer(quiet or json_output))
     if json_output:

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from exporter.errors import BadInputError
+from exporter.inputs import InputPlan, read_inputs
 from exporter.loaded import TensorSpec
-from exporter.verify import make_inputs, read_inputs
+from exporter.verify import make_inputs, rename_inputs
 
 MAX_WARMUP_RECORDS = 1000
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
@@ -25,13 +26,23 @@ WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 EXPECTED_FILE = Path("assets.extra") / "kexport_expected_outputs.npz"
 
 
-def warmup_feeds(inputs: list[TensorSpec], count: int, inputs_file: Path | None = None) -> list:
-    """The inputs of `count` warm-up requests: seeded random values, or the user's .npz."""
+def warmup_feeds(inputs: list[TensorSpec], count: int, inputs_file: Path | None = None,
+                 plan: InputPlan | None = None) -> list:
+    """The inputs of `count` warm-up requests: the user's .npz, else seeded random values of
+    the shapes verification chose (`plan`), else of the signature's specs alone."""
     if not 1 <= count <= MAX_WARMUP_RECORDS:
         raise BadInputError(f"--warmup must be between 1 and {MAX_WARMUP_RECORDS}; got {count}.")
-    fixed = read_inputs(inputs_file, inputs) if inputs_file else None
-    return [fixed if fixed is not None else make_inputs(inputs, seed=index)
-            for index in range(count)]
+    if inputs_file:
+        return [read_inputs(inputs_file, inputs)] * count
+    return [seeded_feed(inputs, index, plan) for index in range(count)]
+
+
+def seeded_feed(inputs: list[TensorSpec], seed: int, plan: InputPlan | None = None) -> dict:
+    """One seeded request for a signature's `inputs`, of the planned shapes when there is a
+    plan (keyed by the source's input names, paired to the signature's by name)."""
+    if plan is None:
+        return make_inputs(inputs, seed=seed)
+    return rename_inputs(plan.make(seed=seed), inputs)[0]
 
 
 def write_warmup(

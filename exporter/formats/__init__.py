@@ -7,6 +7,7 @@ imports TensorFlow, and is the one place that decides what a path holds.
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import json
 import os
@@ -288,11 +289,18 @@ def check_zip_members(archive: zipfile.ZipFile, path: Path) -> None:
                               f"{info.file_size:,} bytes from {info.compress_size:,} (a zip bomb).")
 
 
+TEXT_SAMPLE = 4096  # bytes read to tell JSON from YAML
+
+
 def _detect_text(path: Path) -> Detected:
     with path.open("rb") as stream:
-        sample = stream.read(4096)
+        sample = stream.read(TEXT_SAMPLE)
+        at_end = not stream.read(1)
+    # An incremental decoder keeps a multi-byte character cut by the end of the sample for
+    # later instead of failing on it; at the end of the file a cut character is an error.
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        text = sample.decode("utf-8")
+        text = decoder.decode(sample, final=at_end)
     except UnicodeDecodeError:
         raise FormatError(
             f"{path} is not a Keras artifact: its content is not HDF5, zip, JSON or YAML "

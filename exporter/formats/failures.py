@@ -68,3 +68,34 @@ def loader_errors(path: Path, options=None):
         raise
     except Exception as error:
         raise describe_load_error(error, path) from error
+
+
+@contextlib.contextmanager
+def writer_errors(fmt: str, path: Path):
+    """Re-raise any writer exception as a kexport error: the model cannot be written as `fmt`.
+    OSErrors (disk full, permissions) pass: the staging folder words them (exporter.publish)."""
+    try:
+        yield
+    except (KexportError, OSError):
+        raise
+    except Exception as error:
+        raise BadInputError(
+            f"cannot write {path.name} as {fmt}: {type(error).__name__}: {first_line(error)}",
+            hint="Try another format with --to, or --debug for the traceback.",
+        ) from error
+
+
+@contextlib.contextmanager
+def reload_errors(fmt: str, path: Path):
+    """A written artifact that cannot be read back is a failed verification (exit 1)."""
+    try:
+        yield
+    except KexportError:
+        raise
+    except Exception as error:
+        from exporter.errors import VerificationError
+
+        raise VerificationError(
+            f"the written {fmt} cannot be read back ({type(error).__name__}: "
+            f"{first_line(error)}); nothing was published.",
+        ) from error
