@@ -243,6 +243,8 @@ def addressable_layers(path: Path, options) -> list[str]:
 
     loaded = load_model(Path(path), options)
     if loaded.model is None:
+        if loaded.keras3_refusal is not None:  # tf-keras's model alone: no Keras 3 layers
+            raise loaded.keras3_refusal
         raise FormatError(f"{path} holds a serving signature, not Keras layers to address.")
     return addressable_names(loaded.model)
 
