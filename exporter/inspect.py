@@ -227,11 +227,15 @@ def check_loadable(path: Path, options) -> dict:
         loaded = load_model(Path(path), options)
     except KexportError as error:
         return {"loadable": False, "reason": str(error), "exit_code": error.exit_code}
+    from exporter.routes import route_reason
+
     convertible = loaded.model is not None
     return {
         "loadable": True,
         "convertible": convertible,
-        "reason": None if convertible else "a serving signature without a Keras model",
+        "reason": None if convertible else (route_reason(loaded)
+                                            or "a serving signature without a Keras model"),
+        "route": loaded.route,
         "repairs": list(loaded.notes),
     }
 
@@ -244,6 +248,8 @@ def addressable_layers(path: Path, options) -> list[str]:
 
     loaded = load_model(Path(path), options)
     if loaded.model is None:
+        if loaded.keras3_refusal is not None:  # tf-keras's model alone: no Keras 3 layers
+            raise loaded.keras3_refusal
         raise FormatError(f"{path} holds a serving signature, not Keras layers to address.")
     return addressable_names(loaded.model)
 

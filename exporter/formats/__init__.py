@@ -141,7 +141,26 @@ def detect(path: Path) -> Detected:
         return _detect_zip(path)
     if head[4:8] == TFLITE_IDENTIFIER:  # flatbuffer file identifier (exporter/formats/tflite.py)
         return Detected(path, "tflite")
+    if head[:1] == PICKLE_PROTO and head[1:2] in PICKLE_PROTOCOLS:
+        _refuse_pickle(path, head)
     return _detect_text(path)
+
+
+PICKLE_PROTO = b"\x80"  # pickle's PROTO opcode, then the protocol number
+PICKLE_PROTOCOLS = (b"\x02", b"\x03", b"\x04", b"\x05")
+
+
+def _refuse_pickle(path: Path, head: bytes) -> None:
+    """A pickle is refused whatever it wraps, and never opened: `zipfile` would find a `.keras`
+    archive embedded in it (Keras's `pickle_utils` writes one), but unpickling runs code."""
+    from exporter.errors import UnsafeArtifactError
+
+    raise UnsafeArtifactError(
+        f"refused: {path} is a Python pickle (first bytes {head[:2].hex(' ')}), not a .keras "
+        "zip archive; loading a pickle runs arbitrary code, so kexport never opens one "
+        "(--unsafe does not change this).",
+        hint="Re-save the model where it was trained, with model.save('model.keras').",
+    )
 
 
 def _detect_directory(path: Path) -> Detected:
