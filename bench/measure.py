@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+PEAK = Path(__file__).resolve().with_name("peak.py")
 
 
 @dataclass
@@ -16,15 +21,39 @@ class Sample:
 
 
 def run_once(command: list[str], check: bool = True) -> Sample:
-    """Wall time and peak RSS (from wait4's rusage of this one child) of one run."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if check and os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"benchmark command failed: {' '.join(command)}\n{process.stderr.read().decode()[-2000:]}")
-    process.stderr.close()
-    return Sample(seconds, usage.ru_maxrss / 1024)
+    """Wall time and the command's own peak RSS of one run.
+
+    Python commands (the interpreter, or a script with a python shebang such as a console
+    script) run under bench/peak.py, which reads the peak of the command's own address space
+    (VmHWM) as it ends: wait4's ru_maxrss would also count this benchmark process's pages at
+    fork. Other commands fall back to ru_maxrss.
+    """
+    wrapped = python_target(command)
+    with tempfile.NamedTemporaryFile("r", suffix=".peak", encoding="ascii") as report:
+        if wrapped is not None:
+            command = [sys.executable, str(PEAK), report.name, *wrapped]
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        if check and os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"benchmark command failed: {' '.join(command)}\n"
+                               f"{process.stderr.read().decode()[-2000:]}")
+        process.stderr.close()
+        own = report.read().strip() if wrapped is not None else ""
+    return Sample(seconds, int(own) / 1024 if own else usage.ru_maxrss / 1024)
+
+
+def python_target(command: list[str]) -> list[str] | None:
+    """The arguments after `python` if `command` runs Python code, else None."""
+    if command[0] == sys.executable:
+        return command[1:] if command[1:2] != ["-X"] else None
+    try:
+        with open(command[0], "rb") as script:
+            first = script.readline(200)
+    except OSError:
+        return None
+    return command if first.startswith(b"#!") and b"python" in first else None
 
 
 def compare(

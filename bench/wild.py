@@ -1,8 +1,13 @@
-"""Models from the wild: `convert --to keras` over a folder of artifacts old and new Keras wrote.
+"""Models from the wild: real files other projects saved, and a folder of old and new layouts.
 
-Prints one table: per artifact whether kexport loaded it as it was, loaded it with repairs,
-refused it (with the reason and exit code) or crashed (anything else: must stay at zero), and
-whether plain `keras.models.load_model` (Keras 3) loads the same file. Run: `make bench-wild`.
+Per artifact, side by side: what kexport does (`convert` to `.keras`; when that is refused, to a
+SavedModel), what plain `keras.models.load_model` and `tf_keras.models.load_model` do, and for
+the keras-wild corpus whether the written model reproduces the reference outputs. kexport's
+outcomes: loaded (as is), repaired (translated; the rules are listed), via tf-keras only (a
+SavedModel from tf-keras's model: Keras 3 cannot express it), signature only (a SavedModel
+without a Keras model, copied), refused (with exit code and reason), crashed (must stay at 0).
+Plain loaders are not run on artifacts that carry code (Lambda bytecode, pickles).
+Run: `make bench-wild` (add `--corpus-only` to skip the generated folder).
 """
 
 from __future__ import annotations
@@ -21,6 +26,17 @@ class Artifact:
     path: Path
     weights: Path | None = None
     config_only: bool = False
+    case: object | None = None  # the keras-wild corpus row (tests/wild_corpus.py), if any
+    label: str = ""
+
+
+def corpus_artifacts() -> list[Artifact]:
+    """Every keras-wild case, with its weights file and reference."""
+    sys.path.insert(0, str(REPO))
+    from tests.wild_corpus import CASES, WILD
+
+    return [Artifact(case.path, WILD / case.weights if case.weights else None, case=case,
+                     label=case.id) for case in CASES]
 
 
 def build_folder(root: Path) -> list[Artifact]:
@@ -72,28 +88,60 @@ def _op_layer_models(root: Path, tf_keras) -> list[Artifact]:
     return [Artifact(root / "tf_op_layers.h5"), Artifact(root / "tf_op_reduce_mean.h5")]
 
 
-def kexport_outcome(artifact: Artifact, out: Path) -> tuple[str, str]:
-    """(loaded | repaired | refused | crashed, detail) for one `convert --to keras`."""
+OUTCOMES = ("loaded", "repaired", "via tf-keras only", "signature only", "refused", "crashed")
+
+
+def _convert(artifact: Artifact, destination: Path):
     from exporter.convert import convert
-    from exporter.errors import KexportError
     from exporter.loaded import LoadOptions
 
-    destination = out / (artifact.path.name.replace(".", "_") + (".json" if artifact.config_only else ".keras"))
+    case = artifact.case
+    return convert(artifact.path, destination, options=LoadOptions(weights=artifact.weights),
+                   force=True, config_only=artifact.config_only,
+                   inputs_file=case.reference_path if case else None,
+                   rtol=case.rtol if case else 1e-4)
+
+
+def kexport_outcome(artifact: Artifact, out: Path) -> tuple[str, str, Path | None]:
+    """(outcome, detail, written .keras or None): `convert` to .keras, else to a SavedModel."""
+    from exporter.errors import KexportError
+
+    stem = out / (artifact.label or artifact.path.name.replace(".", "_"))
+    destination = stem.with_suffix(".json" if artifact.config_only else ".keras")
     try:
-        result = convert(artifact.path, destination, options=LoadOptions(weights=artifact.weights),
-                         force=True, config_only=artifact.config_only)
-    except KexportError as error:
-        return "refused", f"exit {error.exit_code}: {str(error)[:90]}"
+        try:
+            result = _convert(artifact, destination)
+        except KexportError as refusal:
+            try:
+                result = _convert(artifact, stem.with_name(stem.name + "_savedmodel"))
+            except KexportError:
+                return "refused", f"exit {refusal.exit_code}: {str(refusal)[:90]}", None
+            route = {"tf-keras": "via tf-keras only", "signature": "signature only"}[result.route]
+            return route, f"keras refused (exit {refusal.exit_code}): {str(refusal)[:70]}", None
     except Exception as error:  # noqa: BLE001 - a crash is exactly what this counts
-        return "crashed", f"{type(error).__name__}: {str(error)[:90]}"
+        return "crashed", f"{type(error).__name__}: {str(error)[:90]}", None
     rules = sorted({note.split(":")[0] for note in result.notes})
-    return ("repaired", ", ".join(rules)) if rules else ("loaded", "")
+    return ("repaired" if rules else "loaded"), ", ".join(rules), destination
 
 
-def plain_keras_loads(artifact: Artifact) -> bool:
-    from exporter.runtime import keras_module, quiet_stdout
+def carries_code(artifact: Artifact) -> bool:
+    """Lambda bytecode or a pickle: plain loaders would run it, so they are not tried."""
+    from exporter.errors import KexportError
+    from exporter.formats import detect
+    from exporter.safety import check_safe
 
-    keras = keras_module()
+    try:
+        check_safe(detect(artifact.path), unsafe=False)
+    except KexportError as error:
+        return error.exit_code == 3
+    return False
+
+
+def plain_load(artifact: Artifact, library: str) -> str:
+    """'yes' / 'no' for `keras` or `tf_keras` loading the artifact as a user would."""
+    from exporter.runtime import keras_module, quiet_stdout, tf_keras_module
+
+    keras = keras_module() if library == "keras" else tf_keras_module()
     try:
         with quiet_stdout():
             if artifact.path.suffix in (".json", ".yaml"):
@@ -103,28 +151,54 @@ def plain_keras_loads(artifact: Artifact) -> bool:
             else:
                 keras.models.load_model(artifact.path, compile=False)
     except Exception:  # noqa: BLE001 - any failure means "does not load"
-        return False
-    return True
+        return "no"
+    return "yes"
+
+
+def matches_reference(artifact: Artifact, written: Path | None) -> str:
+    """For corpus cases: does the written .keras reproduce the reference outputs?"""
+    from tests.wild_corpus import mismatches, reference_arrays
+
+    case = artifact.case
+    if case is None or case.reference is None:
+        return "-"
+    if written is None or not written.exists():
+        return "n/a"
+    from exporter.runtime import keras_module
+
+    xs, ys = reference_arrays(case)
+    model = keras_module().models.load_model(written, compile=False)
+    got = model(xs if len(xs) > 1 else xs[0], training=False)
+    return "NO" if mismatches(got if isinstance(got, (list, tuple)) else [got], ys, case) else "yes"
 
 
 def main() -> None:
     root = Path("bench-out/wild").resolve()
-    artifacts = build_folder(root / "artifacts")
-    (root / "converted").mkdir(exist_ok=True)
-    counts = {"loaded": 0, "repaired": 0, "refused": 0, "crashed": 0}
-    plain = 0
-    print(f"{'artifact':<44} {'kexport':<9} {'plain keras':<11} detail")
+    artifacts = corpus_artifacts()
+    if "--corpus-only" not in sys.argv:
+        artifacts += build_folder(root / "artifacts")
+    (root / "converted").mkdir(parents=True, exist_ok=True)
+    counts = dict.fromkeys(OUTCOMES, 0)
+    plain = {"keras": 0, "tf_keras": 0}
+    print(f"{'artifact':<34} {'kexport':<18} {'keras':<6} {'tf_keras':<8} {'ref':<4} detail")
     for artifact in artifacts:
-        outcome, detail = kexport_outcome(artifact, root / "converted")
-        loads = plain_keras_loads(artifact)
+        outcome, detail, written = kexport_outcome(artifact, root / "converted")
+        code = carries_code(artifact)
+        loads = {lib: "code" if code else plain_load(artifact, lib) for lib in plain}
+        ref = matches_reference(artifact, written)
         counts[outcome] += 1
-        plain += loads
-        print(f"{artifact.path.name[:44]:<44} {outcome:<9} {'yes' if loads else 'no':<11} {detail}")
+        for lib, answer in loads.items():
+            plain[lib] += answer == "yes"
+        name = (artifact.label or artifact.path.name)[:34]
+        print(f"{name:<34} {outcome:<18} {loads['keras']:<6} {loads['tf_keras']:<8} {ref:<4} "
+              f"{detail}", flush=True)
     total = len(artifacts)
+    served = total - counts["refused"] - counts["crashed"]
     print(f"\n{total} artifacts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    print(f"kexport loads {counts['loaded'] + counts['repaired']}/{total} "
-          f"({(counts['loaded'] + counts['repaired']) / total:.0%}); plain keras.models.load_model "
-          f"loads {plain}/{total} ({plain / total:.0%}); crashes: {counts['crashed']} (goal 0)")
+    print(f"kexport converts {counts['loaded'] + counts['repaired']}/{total} to .keras and serves "
+          f"{served}/{total} as a SavedModel; plain keras.models.load_model loads "
+          f"{plain['keras']}/{total}, tf_keras.models.load_model {plain['tf_keras']}/{total}; "
+          f"crashes: {counts['crashed']} (goal 0)")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,10 @@ def render_written(result, json_output: bool) -> None:
         return
     for note in result.notes:
         echo(f"  repair {note}")
+    if getattr(result, "route_reason", ""):
+        echo(f"  route {result.route}: {result.route_reason}")
+    for need in getattr(result, "load_requires", []):
+        echo(f"  to load it: {need}")
     if result.report:
         render_report(result.report)
         echo(result.report.summary())

@@ -30,7 +30,7 @@ CustomOpt = Annotated[
 ]
 FromOpt = Annotated[str | None, typer.Option("--from", help="Source format (else detected).")]
 ToOpt = Annotated[
-    str | None, typer.Option("--to", help="h5, keras, savedmodel, json, yaml, weights.")
+    str | None, typer.Option("--to", help="h5, keras, savedmodel, json, yaml, weights, tflite.")
 ]
 NoVerifyOpt = Annotated[bool, typer.Option("--no-verify", help="Skip numerical verification.")]
 AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]

@@ -26,6 +26,7 @@ from exporter.formats import (
 from exporter.formats.failures import loader_errors, reload_errors, writer_errors
 from exporter.loaded import LoadedModel, LoadOptions, SaveOptions
 from exporter.publish import check_destinations, publish, staging_folder
+from exporter.routes import load_requirements, route_reason, write_native_savedmodel
 from exporter.safety import check_safe
 from exporter.verify import DEFAULT_ATOL, DEFAULT_RTOL, VerificationReport, verify_loaded
 
@@ -100,6 +101,9 @@ class ConvertResult:
     written: list[str]
     report: VerificationReport | None
     notes: list[str] = field(default_factory=list)
+    route: str = "keras3"  # LoadedModel.route: keras3, tf-keras or signature
+    route_reason: str = ""
+    load_requires: list[str] = field(default_factory=list)  # what reading the output needs
 
     def as_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -108,9 +112,25 @@ class ConvertResult:
         return data
 
 
-def refuse_impossible(source: LoadedModel, fmt: str, config_only: bool) -> None:
-    """Refuse up front what the source cannot give, with the fix in the message."""
+def refuse_impossible(source: LoadedModel, fmt: str, config_only: bool,
+                      native_ok: bool = False) -> None:
+    """Refuse up front what the source cannot give, with the fix in the message.
+
+    `native_ok`: the caller writes a SavedModel from a source with no Keras 3 model (tf-keras's
+    model, or the source SavedModel itself) when it has one.
+    """
+    if not FORMATS[source.format].source:
+        raise FormatError(
+            f"{source.path} is {source.format}, a save-only format: it holds a compiled graph, "
+            f"not a Keras model, so it cannot become {fmt}.",
+            hint="Convert the Keras model it was made from; a .tflite can be inspected, verified "
+            "and served (--prefer_tflite_model) as it is.",
+        )
     if source.model is None:
+        if native_ok and fmt == "savedmodel" and source.native is not None:
+            return
+        if source.keras3_refusal is not None:
+            raise source.keras3_refusal
         raise FormatError(
             f"{source.path} is a SavedModel without Keras metadata (a Keras 3 export or a plain "
             f"tf.Module): it holds a serving signature, not a Keras model, so it cannot become "
@@ -146,6 +166,10 @@ def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool,
         return load_keras3_file(path, fmt, user, None)
     if fmt == "savedmodel":
         return load_signature(path)
+    if fmt == "tflite":  # the flatbuffer as TFLite's interpreter runs it
+        from exporter.formats import tflite
+
+        return tflite.load(Detected(path, fmt), user)
     keras = keras_module()
     if fmt == "weights":
         model = keras.models.model_from_json(source.model.to_json(), custom_objects=custom)
@@ -193,8 +217,11 @@ def stage_verify_publish(
     """
     with staging_folder(destination) as stage:
         progress(f"writing {fmt} to {destination}")
-        staged = save_model(model.model, stage / destination.name, fmt, config_only,
-                            keras_compat, notes=model.notes)
+        if model.model is None:  # refuse_impossible let through a SavedModel from `native`
+            staged = write_native_savedmodel(model, stage / destination.name)
+        else:
+            staged = save_model(model.model, stage / destination.name, fmt, config_only,
+                                keras_compat, notes=model.notes)
         report = None
         if check is not None:
             progress("verifying the written model against the source")
@@ -237,7 +264,7 @@ def convert(
     check_destinations(output_paths(destination, fmt, config_only), force)
     progress(f"loading {source_path}")
     source = load_model(source_path, options)
-    refuse_impossible(source, fmt, config_only)
+    refuse_impossible(source, fmt, config_only, native_ok=True)
     check = None
     if verify:
         def check(written: LoadedModel) -> VerificationReport:
@@ -256,6 +283,9 @@ def convert(
         written=[str(p) for p in published],
         report=report,
         notes=list(source.notes),
+        route=source.route,
+        route_reason=route_reason(source),
+        load_requires=load_requirements(published[0], fmt, source.custom_objects),
     )
 
 

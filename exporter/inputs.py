@@ -257,7 +257,8 @@ def plan_from_file(path: Path, specs: list[TensorSpec]) -> InputPlan:
 
 
 def read_inputs(path: Path, specs: list[TensorSpec]) -> Tensors:
-    """Inputs from an .npz file; keys are input names (a lone array fits a lone input)."""
+    """Inputs from an .npz file: keys are input names, or `x_0, x_1, ...` in input order (a lone
+    array fits a lone input)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -266,6 +267,10 @@ def read_inputs(path: Path, specs: list[TensorSpec]) -> Tensors:
     names = [spec.name for spec in specs]
     if len(arrays) == 1 and len(specs) == 1:
         return {names[0]: next(iter(arrays.values()))}
+    positional = [f"x_{index}" for index in range(len(names))]
+    if not set(names) & set(arrays) and set(positional) <= set(arrays):
+        # A reference file (`x_0, x_1, ...` in model-input order, `y_*` outputs beside them).
+        return {name: arrays[key] for name, key in zip(names, positional)}
     missing = [name for name in names if name not in arrays]
     if missing:
         raise BadInputError(

@@ -38,6 +38,11 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
     if detected.format == "savedmodel":
         info.update(_savedmodel(detected))
         return info
+    if detected.format == "tflite":
+        from exporter.formats.tflite import describe_signatures
+
+        info["signatures"] = describe_signatures(detected.path)
+        return info
     if detected.format == "weights":
         with hdf5_errors(detected.path):  # a damaged file fails as one line, not a traceback
             info.update(_weights_only(detected))
@@ -222,11 +227,15 @@ def check_loadable(path: Path, options) -> dict:
         loaded = load_model(Path(path), options)
     except KexportError as error:
         return {"loadable": False, "reason": str(error), "exit_code": error.exit_code}
+    from exporter.routes import route_reason
+
     convertible = loaded.model is not None
     return {
         "loadable": True,
         "convertible": convertible,
-        "reason": None if convertible else "a serving signature without a Keras model",
+        "reason": None if convertible else (route_reason(loaded)
+                                            or "a serving signature without a Keras model"),
+        "route": loaded.route,
         "repairs": list(loaded.notes),
     }
 
@@ -239,6 +248,8 @@ def addressable_layers(path: Path, options) -> list[str]:
 
     loaded = load_model(Path(path), options)
     if loaded.model is None:
+        if loaded.keras3_refusal is not None:  # tf-keras's model alone: no Keras 3 layers
+            raise loaded.keras3_refusal
         raise FormatError(f"{path} holds a serving signature, not Keras layers to address.")
     return addressable_names(loaded.model)
 

@@ -66,6 +66,13 @@ class LoadedModel:
         notes: repairs and remarks worth reporting (translated arguments, dropped training state).
         weights_report: for weights loaded by name, which layers received weights.
         weights_loaded: False when only an architecture was read (JSON/YAML with no weights).
+        route: how the model reached kexport: "keras3" (a Keras 3 model, translated or not),
+            "tf-keras" (tf-keras's model only: Keras 3 cannot express it), or "signature" (a
+            SavedModel read as its serving signature).
+        native: with no Keras 3 model, what a SavedModel is written from (tf-keras's model, or
+            the source SavedModel folder); None when nothing can write one.
+        keras3_refusal: with no Keras 3 model, the error that says why (raised when a Keras
+            format is asked for).
     """
 
     model: object | None
@@ -79,3 +86,6 @@ class LoadedModel:
     weights_report: dict | None = None
     weights_loaded: bool = True  # False for an architecture read without its weights
     custom_objects: dict = field(default_factory=dict)  # what reading it took; re-reads need it
+    route: str = "keras3"
+    native: object | None = None
+    keras3_refusal: Exception | None = None

@@ -40,8 +40,12 @@ def code_layers(config) -> list[str]:
 
 
 def savedmodel_code_layers(detected: Detected) -> list[str]:
-    """Lambda layers named in a Keras 2 SavedModel's keras_metadata.pb (raw JSON fragments)."""
+    """Lambda layers named in a Keras 2 SavedModel's Keras metadata (raw JSON fragments): in
+    keras_metadata.pb, or before it existed (TF 2.0-2.4) in saved_model.pb's object graph,
+    which tf-keras revives models from."""
     metadata = detected.path / "keras_metadata.pb"
+    if not metadata.is_file():
+        metadata = detected.path / "saved_model.pb"
     if not metadata.is_file():
         return []
     return [name.decode("utf-8", "replace") for name in _METADATA_LAMBDA.findall(metadata.read_bytes())]

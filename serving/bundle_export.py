@@ -11,6 +11,7 @@ from exporter.formats import detect
 from exporter.formats.savedmodel import load_signature
 from exporter.inputs import makeable
 from exporter.loaded import LoadOptions
+from exporter.routes import write_native_savedmodel
 from exporter.verify import plan_for, verify_loaded
 from serving.bundle_files import source_sha256
 from serving.warmup import seeded_feed, warmup_feeds, write_expected_outputs, write_warmup
@@ -40,8 +41,9 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
     """Write `source` as `version_dir` and return its manifest entry.
 
     A Keras model (any format convert reads) goes through the same SavedModel writer as
-    `convert`; a SavedModel without Keras metadata is copied as it is. Either way the result is
-    re-loaded from the bundle and compared with the source before it counts.
+    `convert` (tf-keras's model for Keras 2 models Keras 3 cannot express); a SavedModel
+    without Keras metadata is copied as it is. Either way the result is re-loaded from the
+    bundle and compared with the source before it counts.
     """
     detected = detect(source.path)
     if detected.format == "savedmodel" and not detected.details.get("keras_metadata"):
@@ -50,8 +52,11 @@ def export_version(source, version: int, version_dir: Path, request) -> dict:
         shutil.copytree(source.path, version_dir)
     else:
         reference = load_model(source.path, LoadOptions())
-        refuse_impossible(reference, "savedmodel", False)
-        save_model(reference.model, version_dir, "savedmodel")
+        refuse_impossible(reference, "savedmodel", False, native_ok=True)
+        if reference.model is None:  # tf-keras's model alone (Keras 3 cannot express it)
+            write_native_savedmodel(reference, version_dir)
+        else:
+            save_model(reference.model, version_dir, "savedmodel")
     written = load_signature(version_dir)  # what TF Serving will call: serving_default
     shapes = input_shapes_for(reference, request)
     report = None

@@ -130,6 +130,10 @@ def predict(
         metavar="URL", help="Use TF Serving's REST API at URL (http://HOST:8501) instead of "
         "gRPC.")] = None,
     signature: Annotated[str | None, typer.Option(help="Signature (serving_default).")] = None,
+    method: Annotated[str, typer.Option(
+        metavar="predict|classify|regress", help="predict tensors, or classify/regress FILEs of "
+        "tf.Example features as JSON ([{\"x\": 2.0}] or {\"examples\": ..., \"context\": ...})."
+    )] = "predict",
     version: Annotated[int | None, typer.Option(help="Model version (default: latest).")] = None,
     label: Annotated[str | None, typer.Option(help="Model version label, e.g. stable.")] = None,
     inputs: Annotated[list[str] | None, typer.Option(
@@ -150,7 +154,15 @@ def predict(
     debug: DebugOpt = False,
 ) -> None:
     """Send predictions to a TF Serving gRPC or REST endpoint (a container, or `kexport serve`)."""
-    from serving.client_cli import ProgressPrinter, describe, run_predict
+    from serving.client_cli import ProgressPrinter, describe, run_examples, run_predict
+
+    if method != "predict":
+        answer, text = run_examples(target, model, method, files or [], signature=signature,
+                                    version=version, label=label, timeout=timeout, tls=tls,
+                                    ca_cert=str(ca_cert) if ca_cert else None, rest=rest)
+        typer.echo(describe(answer), err=True)
+        typer.echo(text)
+        return
 
     result = run_predict(
         target, model, files=files or [], inputs=inputs or [], signature=signature,

@@ -1,7 +1,7 @@
 """gRPC client for TF Serving's PredictionService and ModelService, without TensorFlow.
 
-Library: `PredictClient` (signatures, status, predict, batched predict); its REST twin is
-`serving.rest_client.RestPredictClient`; files are read and rendered by
+Library: `PredictClient` (signatures, status, predict, batched predict, classify, regress); its
+REST twin is `serving.rest_client.RestPredictClient`; files are read and rendered by
 `serving.client_cli.run_predict`, which the script and `kexport predict` share.
 Script: `python serving/client.py --target HOST:PORT --model NAME FILE ...` (see `--help`).
 
@@ -36,18 +36,28 @@ import numpy as np
 
 from exporter.errors import BadInputError, ServingError, close_matches
 from serving import tensors
-from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+from serving.client_examples import ExampleMethods, ExampleResults
+from serving.protos import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+    regression_pb2,
+    types_pb2,
+)
 from serving.signatures import Signature, TensorSpec, signatures_from_metadata
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["PredictClient", "Prediction", "Signature", "TensorSpec", "VersionStatus", "main",
-           "split_batches"]
+__all__ = ["ExampleResults", "PredictClient", "Prediction", "Signature", "TensorSpec",
+           "VersionStatus", "main", "split_batches"]
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
 GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
+CLASSIFY = "/tensorflow.serving.PredictionService/Classify"
+REGRESS = "/tensorflow.serving.PredictionService/Regress"
 DEFAULT_SIGNATURE = "serving_default"
 # gRPC refuses messages over 4 MiB by default, the most common client failure with images.
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
@@ -83,7 +93,7 @@ class VersionStatus:
     error_message: str
 
 
-class PredictClient:
+class PredictClient(ExampleMethods):
     """A connection to a TF Serving-compatible gRPC endpoint.
 
     Args:
@@ -110,6 +120,8 @@ class PredictClient:
         self._predict = self._method(PREDICT, predict_pb2.PredictResponse)
         self._metadata = self._method(GET_MODEL_METADATA, get_model_metadata_pb2.GetModelMetadataResponse)
         self._status = self._method(GET_MODEL_STATUS, get_model_status_pb2.GetModelStatusResponse)
+        self._classify = self._method(CLASSIFY, classification_pb2.ClassificationResponse)
+        self._regress = self._method(REGRESS, regression_pb2.RegressionResponse)
 
     def __enter__(self) -> Self:
         return self
@@ -181,10 +193,18 @@ class PredictClient:
         spec = self.signature(model, signature, version=version, label=label)
         request = predict_pb2.PredictRequest(output_filter=output_filter or [])
         _model_spec(request.model_spec, model, signature, version, label)
+        wire_inputs = []
         for name, arr in _named_inputs(spec, inputs).items():
             dtype = spec.inputs[name].dtype
-            tensors.to_tensor_proto(tensors.cast_lossless(arr, dtype, name), dtype,
-                                    out=request.inputs[name])
+            arr = tensors.cast_lossless(arr, dtype, name)
+            chunks = None if dtype == types_pb2.DT_STRING else tensors.tensor_wire(
+                np.asarray(arr).astype(tensors.numpy_dtype(dtype), copy=False))
+            if chunks is None:
+                tensors.to_tensor_proto(arr, dtype, out=request.inputs[name])
+            else:  # numeric tensors go straight from the array into the request bytes
+                wire_inputs += tensors.map_entry_wire(2, name, chunks)
+        if wire_inputs:
+            request = b"".join([request.SerializeToString(), *wire_inputs])
         response = self._call(self._predict, request, f"Predict on model '{model}'")
         outputs = {name: tensors.to_ndarray(proto) for name, proto in response.outputs.items()}
         served = response.model_spec.version.value if response.model_spec.HasField("version") else None
@@ -258,7 +278,8 @@ def split_batches(inputs: dict[str, np.ndarray], batch_size: int) -> list[dict[s
 
 
 def _serialize(message) -> bytes:
-    return message.SerializeToString()
+    # Predict requests with numeric inputs arrive already serialized (see `predict`).
+    return message if isinstance(message, bytes) else message.SerializeToString()
 
 
 def _credentials(ca_cert: str | None) -> grpc.ChannelCredentials:

@@ -138,8 +138,75 @@ def run_predict(target: str, model: str, *, files=(), inputs=(), signature: str 
     return PredictResult(prediction, text)
 
 
-def describe(prediction: Prediction) -> str:
+METHODS = ("predict", "classify", "regress")
+
+
+def read_examples(files) -> tuple[list, dict | None]:
+    """Examples from JSON files: each a list of {feature: value(s)} objects, or a REST body
+    {"examples": [...], "context": {...}}; the examples of all files in order, and the context.
+
+    Raises:
+        BadInputError: unreadable files, no examples, or files with different contexts.
+    """
+    import json
+
+    examples, contexts = [], []
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                body = json.load(handle)
+        except (OSError, ValueError) as err:
+            raise BadInputError(f"Cannot read examples from {path}: {err}") from None
+        if isinstance(body, dict):
+            contexts.append(body.get("context"))
+            body = body.get("examples")
+        if not isinstance(body, list):
+            raise BadInputError(f"{path} must hold a list of examples or an object with an "
+                                "'examples' list, as TF Serving's REST :classify takes.")
+        examples.extend(body)
+    if not examples:
+        raise BadInputError("No examples given: pass JSON files of tf.Example features.")
+    distinct = {json.dumps(c, sort_keys=True) for c in contexts if c is not None}
+    if len(distinct) > 1:
+        raise BadInputError("The files give different contexts; one request has one context.")
+    return examples, next((c for c in contexts if c is not None), None)
+
+
+def run_examples(target: str, model: str, method: str, files, *, signature: str | None = None,
+                 version: int | None = None, label: str | None = None, timeout: float = 10.0,
+                 tls: bool = False, ca_cert: str | None = None, rest: str | None = None):
+    """Classify or regress the examples of JSON files, over gRPC or (with `rest`, a base URL)
+    TF Serving's REST API; return (ExampleResults, JSON text in TF Serving's REST shape
+    `{"results": ...}`).
+
+    Raises:
+        BadInputError: bad options or files (exit 2).
+        ServingError: the server is unreachable or refused the request (exit 4).
+    """
+    import json
+
+    if method not in ("classify", "regress"):
+        raise BadInputError(f"Unknown --method '{method}'; expected one of {', '.join(METHODS)}.")
+    if version is not None and label:
+        raise BadInputError("--version and --label exclude each other; pass one.")
+    examples, context = read_examples(files)
+    client_type = PredictClient
+    if rest:
+        from serving.rest_client import RestPredictClient
+
+        client_type, target = RestPredictClient, rest
+    with client_type(target, timeout=timeout, tls=tls, ca_cert=ca_cert) as client:
+        call = client.classify if method == "classify" else client.regress
+        answer = call(model, examples, context=context, signature=signature, version=version,
+                      label=label)
+    return answer, json.dumps({"results": answer.results})
+
+
+def describe(prediction) -> str:
     """One human line about who answered, for stderr."""
+    if not hasattr(prediction, "versions"):  # a Classify/Regress answer
+        return (f"model {prediction.model} version {prediction.version or '?'} "
+                f"signature {prediction.signature}")
     versions = sorted(prediction.versions)
     which = ", ".join(map(str, versions)) if versions else "?"
     return f"model {prediction.model} version {which} signature {prediction.signature}"
@@ -157,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(http://HOST:8501) instead of gRPC")
     parser.add_argument("--model", required=True, help="model name")
     parser.add_argument("--signature", help="signature name (serving_default)")
+    parser.add_argument("--method", choices=METHODS, default="predict",
+                        help="predict (tensors), or classify/regress (FILEs of tf.Example "
+                        "features as JSON)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="model version (default: latest)")
     which.add_argument("--label", help="model version label, e.g. stable")
@@ -183,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     """The script: parse options, run, print; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.method != "predict":
+        return _examples_main(parser, args)
     try:
         result = run_predict(
             args.target, args.model, files=args.files, inputs=args.input,
@@ -202,4 +274,18 @@ def main(argv: list[str] | None = None) -> int:
         print(result.text)
     elif args.output.startswith("npz:"):
         print(f"wrote {args.output[4:]}", file=sys.stderr)
+    return 0
+
+
+def _examples_main(parser: argparse.ArgumentParser, args) -> int:
+    try:
+        answer, text = run_examples(args.target, args.model, args.method, args.files,
+                                    signature=args.signature, version=args.version,
+                                    label=args.label, timeout=args.timeout, tls=args.tls,
+                                    ca_cert=args.ca_cert, rest=args.rest)
+    except KexportError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    print(describe(answer), file=sys.stderr)
+    print(text)
     return 0

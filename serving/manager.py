@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import grpc
 
 from serving.repository import ModelConfig, aspired_versions, list_versions
-from serving.servable import RpcFailure, Servable
+from serving.servable import LoadOptions, RpcFailure, Servable
 
 log = logging.getLogger("kexport.serving")
 
@@ -41,14 +41,17 @@ class ModelManager:
     Args:
         models: the models to serve (see `serving.repository.load_repository`).
         warmup: replay warm-up records when a version loads.
+        options: how versions are loaded and run (batching, TFLite, ...); `warmup` is ignored
+            when given.
         labels_for_unavailable: let reloads label versions that are not available, as TF
             Serving's --allow_version_labels_for_unavailable_models.
     """
 
     def __init__(self, models: list[ModelConfig], *, warmup: bool = True,
-                 labels_for_unavailable: bool = False):
+                 options: LoadOptions | None = None, labels_for_unavailable: bool = False):
         self.models = {m.name: m for m in models}
-        self.warmup = warmup
+        self.options = options or LoadOptions(warmup=warmup)
+        self.warmup = self.options.warmup
         self.labels_for_unavailable = labels_for_unavailable
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -76,15 +79,19 @@ class ModelManager:
         """
         wanted = {model.name: model for model in models}
         with self._refresh_lock:
+            retired = []
             with self._lock:
                 removed = [name for name in self.models if name not in wanted]
                 for name in removed:
-                    for version in self._loaded.pop(name, {}):
+                    for version, servable in self._loaded.pop(name, {}).items():
                         self._states[name][version] = VersionState("END")
+                        retired.append(servable)
                 for name in wanted:
                     self._loaded.setdefault(name, {})
                     self._states.setdefault(name, {})
                 self.models = wanted
+            for servable in retired:
+                servable.close()  # requests already holding it finish: closing drains
             for name in removed:
                 log.info("unloaded model %s: no longer in the config", name)
             for model in wanted.values():
@@ -123,8 +130,11 @@ class ModelManager:
         if self._poller is not None:
             self._poller.join(timeout=30)
         with self._lock:
+            retired = [s for versions in self._loaded.values() for s in versions.values()]
             for name in self._loaded:
                 self._loaded[name] = {}
+        for servable in retired:
+            servable.close()
 
     def resolve(self, model_spec) -> Servable:
         """The loaded version a ModelSpec asks for (latest, a version, or a label).
@@ -188,11 +198,12 @@ class ModelManager:
             # Keep availability: retire old versions only once an aspired one serves, unless
             # none is aspired at all (every version folder was removed).
             retire = [v for v in loaded if v not in aspired and (aspired_loaded or not aspired)]
+            retired = [loaded.pop(version) for version in retire]
             for version in retire:
-                del loaded[version]
                 self._states[model.name][version] = VersionState("END")
-        for version in retire:
-            log.info("unloaded model %s version %d", model.name, version)
+        for servable in retired:
+            servable.close()  # requests already holding it finish: closing drains, not drops
+            log.info("unloaded model %s version %d", model.name, servable.version)
 
     def _maybe_load(self, model: ModelConfig, version: int, path) -> None:
         with self._lock:
@@ -205,7 +216,7 @@ class ModelManager:
             self._states[model.name][version] = VersionState("LOADING", attempts=attempts)
         log.info("loading model %s version %d from %s", model.name, version, path)
         try:
-            servable = Servable.load(model.name, version, path, warmup=self.warmup)
+            servable = Servable.load(model.name, version, path, options=self.options)
         except Exception as err:  # noqa: BLE001 -- a broken version must not stop the others
             message = " ".join(str(err).split())
             log.error("loading model %s version %d failed: %s", model.name, version, message)

@@ -17,6 +17,7 @@ from exporter.errors import BadInputError
 CONFIG_NAME = "models.config"
 CONTAINER_MODELS = PurePosixPath("/models")  # MODEL_BASE_PATH of the tensorflow/serving image
 _VERSION_NAME = re.compile(r"[0-9]+")
+MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt", "model.tflite")
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,9 @@ def container_path_to_local(base_path: str, bundle: Path | None) -> Path:
 def list_versions(base_path: Path) -> dict[int, Path]:
     """Version folders under a base path: integer names only (`00000123` is 123), others skipped.
 
-    A folder counts once it holds `saved_model.pb` (or `.pbtxt`), so a version being copied
-    into place is picked up by a later poll rather than failing to load.
+    A folder counts once it holds `saved_model.pb` (or `.pbtxt`, or `model.tflite` for
+    --prefer_tflite_model), so a version being copied into place is picked up by a later poll
+    rather than failing to load.
     """
     found: dict[int, Path] = {}
     try:
@@ -145,7 +147,7 @@ def list_versions(base_path: Path) -> dict[int, Path]:
     for child in children:
         if not _VERSION_NAME.fullmatch(child.name) or not child.is_dir():
             continue
-        if (child / "saved_model.pb").is_file() or (child / "saved_model.pbtxt").is_file():
+        if any((child / name).is_file() for name in MODEL_FILES):
             found.setdefault(int(child.name), child)
     return found
 

@@ -21,7 +21,14 @@ from google.protobuf import json_format
 
 from exporter.errors import BadInputError, ServingError
 from serving import tensors
-from serving.client import PredictClient, Prediction, VersionStatus, _named_inputs
+from serving.client import (
+    DEFAULT_SIGNATURE,
+    ExampleResults,
+    PredictClient,
+    Prediction,
+    VersionStatus,
+    _named_inputs,
+)
 from serving.protos import get_model_metadata_pb2, status_pb2, types_pb2
 from serving.signatures import Signature, signatures_from_metadata
 
@@ -110,6 +117,19 @@ class RestPredictClient(PredictClient):
         served = version if version is not None else self._versions.get((model, version, label))
         return Prediction(outputs, model, served, spec.name,
                           {served} if served is not None else set())
+
+    def _examples_call(self, kind, model, examples, context, signature, version,
+                       label) -> ExampleResults:
+        """Classify/Regress over REST: POST `:classify` / `:regress` with TF Serving's body."""
+        body = {"examples": examples}
+        if signature:
+            body["signature_name"] = signature
+        if context is not None:
+            body["context"] = context
+        doc = self._call("POST", _model_path(model, version, label) + f":{kind.lower()}", body,
+                         f"{kind} on model '{model}'")
+        return ExampleResults(doc.get("results", []), model, version,
+                              signature or DEFAULT_SIGNATURE)
 
     def _call(self, method: str, path: str, body, what: str) -> dict:
         payload = json.dumps(body).encode() if body is not None else None

@@ -33,7 +33,7 @@ from serving.manager import ModelManager
 from serving.options import ServeOptions
 from serving.reload import ConfigWatcher, config_reloader
 from serving.repository import config_file, load_repository
-from serving.servable import RpcFailure
+from serving.servable import LoadOptions, RpcFailure
 from serving.servicer import SERVICE_METHODS, Servicer
 
 log = logging.getLogger("kexport.serving")
@@ -112,7 +112,7 @@ def start_server(path: str | Path | None = None, *, options: ServeOptions | None
         raise BadInputError("Nothing to serve.", hint="Pass a bundle or base path, "
                             "--model_base_path or --model_config_file.")
     manager = ModelManager(load_repository(options.path, options.model_name),
-                           warmup=options.warmup,
+                           options=load_options(options),
                            labels_for_unavailable=options.labels_for_unavailable)
     manager.refresh()
     source = config_file(options.path)
@@ -134,6 +134,17 @@ def start_server(path: str | Path | None = None, *, options: ServeOptions | None
     manager.start_polling(options.poll_seconds)
     _log_started(running, options)
     return running
+
+
+def load_options(options: ServeOptions) -> LoadOptions:
+    """How versions load and run, from the serve options: warm-up, TFLite, batching (a bundle
+    built with `kexport bundle --batching` batches as its container would), method checks."""
+    from serving.batching import batching_config
+
+    return LoadOptions(warmup=options.warmup, prefer_tflite=options.prefer_tflite_model,
+                       batching=batching_config(options.batching, options.path),
+                       per_model_batching=getattr(options.batching, "per_model", False),
+                       method_name_check=options.signature_method_check)
 
 
 def _start_listeners(options: ServeOptions, manager: ModelManager, servicer: Servicer,
@@ -267,7 +278,7 @@ def _unary(servicer: Servicer, name: str):
     def behaviour(request, context):
         started = time.perf_counter()
         try:
-            response = servicer.call(name, request)
+            response = servicer.call(name, request, wire=True)
         except RpcFailure as failure:
             _log_request(name, request, started, failure.code.name)
             context.abort(failure.code, failure.message)
@@ -280,7 +291,12 @@ def _unary(servicer: Servicer, name: str):
 
     return grpc.unary_unary_rpc_method_handler(
         behaviour, request_deserializer=method.request_type.FromString,
-        response_serializer=method.response_type.SerializeToString)
+        response_serializer=_serialize)
+
+
+def _serialize(response) -> bytes:
+    # Predict replies come already serialized (Servable.predict_wire).
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def _unimplemented(method: str):

@@ -15,8 +15,17 @@ from dataclasses import dataclass
 
 import grpc
 
+from serving import inference
 from serving.manager import ModelManager
-from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+from serving.protos import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_pb2,
+    predict_pb2,
+    regression_pb2,
+)
 from serving.servable import DEFAULT_SIGNATURE, RpcFailure
 
 log = logging.getLogger("kexport.serving")
@@ -40,6 +49,7 @@ class Method:
     request_type: type
     response_type: type
     handle: object  # request -> response; raises RpcFailure
+    handle_wire: object = None  # request -> serialized response, where that saves copies
 
 
 class Servicer:
@@ -65,8 +75,11 @@ class Servicer:
         """The served methods by name (Predict, GetModelStatus, ...)."""
         return self._methods
 
-    def call(self, name: str, request, entrypoint: str = "GRPC"):
+    def call(self, name: str, request, entrypoint: str = "GRPC", *, wire: bool = False):
         """Answer one request; record it in the metrics as TF Serving does (per model and API).
+
+        With `wire`, a method that can (Predict) answers with the serialized reply, written
+        straight from the output arrays; the others answer with the message.
 
         Raises:
             RpcFailure: the request is refused, or the method is not served here.
@@ -78,6 +91,8 @@ class Servicer:
         started = time.perf_counter()
         outcome = "OK"
         try:
+            if wire and method.handle_wire is not None:
+                return method.handle_wire(request)
             return method.handle(request)
         except RpcFailure as failure:
             outcome = failure.code.name
@@ -108,7 +123,13 @@ class Servicer:
     def _build_methods(self) -> dict[str, Method]:
         methods = {
             "Predict": Method(predict_pb2.PredictRequest, predict_pb2.PredictResponse,
-                              self._predict),
+                              self._predict, self._predict_wire),
+            "Classify": Method(classification_pb2.ClassificationRequest,
+                               classification_pb2.ClassificationResponse, self._classify),
+            "Regress": Method(regression_pb2.RegressionRequest,
+                              regression_pb2.RegressionResponse, self._regress),
+            "MultiInference": Method(inference_pb2.MultiInferenceRequest,
+                                     inference_pb2.MultiInferenceResponse, self._multi_inference),
             "GetModelMetadata": Method(get_model_metadata_pb2.GetModelMetadataRequest,
                                        get_model_metadata_pb2.GetModelMetadataResponse,
                                        self._metadata),
@@ -129,6 +150,24 @@ class Servicer:
         _require_spec(request)
         servable = self.manager.resolve(request.model_spec)
         return servable.predict(request, tensor_content=self.tensor_content)
+
+    def _predict_wire(self, request) -> bytes:
+        _require_spec(request)
+        servable = self.manager.resolve(request.model_spec)
+        return servable.predict_wire(request, tensor_content=self.tensor_content)
+
+    def _classify(self, request):
+        _require_spec(request)
+        return inference.classify(self.manager.resolve(request.model_spec), request)
+
+    def _regress(self, request):
+        _require_spec(request)
+        return inference.regress(self.manager.resolve(request.model_spec), request)
+
+    def _multi_inference(self, request):
+        # TF Serving resolves the model from the first task's spec (multi_inference_helper.cc).
+        spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+        return inference.multi_inference(self.manager.resolve(spec), request)
 
     def _metadata(self, request):
         _require_spec(request)

@@ -122,6 +122,47 @@ def to_tensor_proto(array, dtype: int | None = None, *, tensor_content: bool = T
     return proto
 
 
+def tensor_wire(array: np.ndarray, *, tensor_content: bool = True) -> list | None:
+    """The serialized TensorProto of a numeric array, as chunks whose payload is a view of the
+    array's memory: large tensors are copied once, when the chunks are joined, instead of into a
+    message and again out of it.
+
+    Returns:
+        bytes-like chunks to join, or None when the message path is needed (strings, and typed
+        fields that are not fixed-width: int_val, half_val, bool_val, ...).
+    """
+    dtype = dtype_from_numpy(array.dtype)
+    if dtype == types_pb2.DT_STRING:
+        return None
+    if tensor_content:
+        number, wire_dtype = 4, array.dtype.newbyteorder("<")
+    elif _SPECS[dtype][1] in _PACKED_FIXED:
+        number, wire_dtype = _PACKED_FIXED[_SPECS[dtype][1]]
+    else:
+        return None
+    head = TensorProto(dtype=dtype)
+    for size in array.shape:
+        head.tensor_shape.dim.add().size = size
+    if array.size == 0:
+        return [head.SerializeToString()]
+    flat = array.reshape(-1)
+    if not tensor_content and flat.dtype.kind == "c":
+        flat = flat.view(flat.real.dtype)  # complex values go as (real, imaginary) pairs
+    payload = memoryview(np.ascontiguousarray(flat, dtype=wire_dtype).view(np.uint8))
+    return [head.SerializeToString(), _varint(number << 3 | 2), _varint(len(payload)), payload]
+
+
+def map_entry_wire(field_number: int, key: str, value_chunks: list) -> list:
+    """A `map<string, TensorProto>` entry (e.g. PredictRequest.inputs) as wire chunks: appended to
+    a serialized message, it adds the entry as if it had been set on the message."""
+    key_bytes = key.encode("utf-8")
+    value_size = sum(len(chunk) for chunk in value_chunks)
+    entry = [_varint(1 << 3 | 2), _varint(len(key_bytes)), key_bytes,
+             _varint(2 << 3 | 2), _varint(value_size)]
+    entry_size = sum(len(chunk) for chunk in entry) + value_size
+    return [_varint(field_number << 3 | 2), _varint(entry_size), *entry, *value_chunks]
+
+
 def to_ndarray(proto: TensorProto) -> np.ndarray:
     """Decode a TensorProto from `tensor_content` or its typed field.
 
@@ -140,13 +181,13 @@ def to_ndarray(proto: TensorProto) -> np.ndarray:
     if proto.dtype == types_pb2.DT_STRING:
         flat = np.empty(len(proto.string_val), dtype=object)
         flat[:] = list(proto.string_val)
-    elif proto.tensor_content:
+    elif content := proto.tensor_content:  # read once: each access copies the bytes
         little = np_dtype.newbyteorder("<") if np_dtype.itemsize > 1 else np_dtype
-        if len(proto.tensor_content) != count * np_dtype.itemsize:
+        if len(content) != count * np_dtype.itemsize:
             raise BadInputError(
-                f"tensor_content has {len(proto.tensor_content)} bytes but a {dtype_name(proto.dtype)} "
+                f"tensor_content has {len(content)} bytes but a {dtype_name(proto.dtype)} "
                 f"tensor of shape {shape} needs {count * np_dtype.itemsize}.")
-        return np.frombuffer(proto.tensor_content, dtype=little).reshape(shape)
+        return np.frombuffer(content, dtype=little).reshape(shape)
     else:
         flat = _read_typed_field(proto, np_dtype)
     return _fit_to_shape(flat, shape, count, proto.dtype)

@@ -18,9 +18,12 @@ SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
 
 
 def shared_fixture(*parts: str) -> Path:
+    """A file under ../shared/fixtures; a missing one fails the test (never a silent skip)."""
     path = SHARED_FIXTURES.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared fixture missing: {path}")
+        pytest.fail(f"shared fixture missing: {path}; the real-model fixtures are expected in "
+                    f"{SHARED_FIXTURES} (the repository's sibling folder shared/fixtures, "
+                    "see its README.md)", pytrace=False)
     return path
 
 

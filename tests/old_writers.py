@@ -189,3 +189,63 @@ def write_keras1_theano_conv(path: Path, keras, filters: int = 5):
     golden_model.layers[0].set_weights([kernel, bias])
     x = RNG.standard_normal((2, 2, 6, 6)).astype(np.float32)
     return x, np.asarray(golden_model(x))
+
+
+def _gru(x, kernel, recurrent, bias, gate):
+    """A numpy Keras 2.0 GRU (reset before the recurrent product); gates z, r, h in order."""
+    units = recurrent.shape[0]
+    k, u, b = np.hsplit(kernel, 3), np.hsplit(recurrent, 3), np.split(bias, 3)
+    h = np.zeros((x.shape[0], units))
+    for t in range(x.shape[1]):
+        z = gate(x[:, t] @ k[0] + h @ u[0] + b[0])
+        r = gate(x[:, t] @ k[1] + h @ u[1] + b[1])
+        candidate = np.tanh(x[:, t] @ k[2] + (r * h) @ u[2] + b[2])
+        h = z * h + (1 - z) * candidate
+    return h
+
+
+def write_keras204_embedding_gru(path: Path):
+    """Keras 2.0.4 Sequential (a bare layer list): Embedding -> GRU -> Dense(sigmoid).
+
+    Keras 2.0 stored the Embedding's *input* dtype as the layer's dtype ("int32"), and its GRU
+    had no `reset_after` (it reset before the recurrent product, as `reset_after=False` does).
+    """
+    vocab, dim, units, steps = 12, 5, 4, 6
+    table = RNG.standard_normal((vocab, dim))
+    kernel, recurrent = RNG.standard_normal((dim, 3 * units)) * 0.5, RNG.standard_normal((units, 3 * units)) * 0.5
+    bias, w, b = RNG.standard_normal(3 * units) * 0.5, RNG.standard_normal((units, 1)), RNG.standard_normal(1)
+    uniform = {"class_name": "RandomUniform", "config": {"minval": -0.05, "maxval": 0.05, "seed": None}}
+    glorot = {"class_name": "VarianceScaling", "config": {
+        "scale": 1.0, "mode": "fan_avg", "distribution": "uniform", "seed": None}}
+    config = {"class_name": "Sequential", "keras_version": "2.0.4", "backend": "tensorflow", "config": [
+        {"class_name": "Embedding", "config": {
+            "name": "embedding_1", "trainable": True, "batch_input_shape": [None, steps],
+            "dtype": "int32", "input_dim": vocab, "output_dim": dim, "embeddings_initializer": uniform,
+            "embeddings_regularizer": None, "activity_regularizer": None,
+            "embeddings_constraint": None, "mask_zero": False, "input_length": steps}},
+        {"class_name": "GRU", "config": {
+            "name": "gru_1", "trainable": True, "return_sequences": False, "go_backwards": False,
+            "stateful": False, "unroll": False, "implementation": 0, "units": units,
+            "activation": "tanh", "recurrent_activation": "hard_sigmoid", "use_bias": True,
+            "kernel_initializer": glorot, "recurrent_initializer": {"class_name": "Orthogonal",
+                                                                    "config": {"gain": 1.0, "seed": None}},
+            "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
+            "recurrent_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+            "kernel_constraint": None, "recurrent_constraint": None, "bias_constraint": None,
+            "dropout": 0.0, "recurrent_dropout": 0.0}},
+        {"class_name": "Dense", "config": {
+            "name": "dense_1", "trainable": True, "units": 1, "activation": "sigmoid",
+            "use_bias": True, "kernel_initializer": glorot,
+            "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
+            "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None,
+            "bias_constraint": None}},
+    ]}
+    _write_model_file(path, config, [
+        ("embedding_1", [("embedding_1/embeddings:0", table)]),
+        ("gru_1", [("gru_1/kernel:0", kernel), ("gru_1/recurrent_kernel:0", recurrent),
+                   ("gru_1/bias:0", bias)]),
+        ("dense_1", [("dense_1/kernel:0", w), ("dense_1/bias:0", b)]),
+    ], "2.0.4")
+    tokens = RNG.integers(0, vocab, (3, steps))
+    hidden = _gru(table[tokens], kernel, recurrent, bias, _hard_sigmoid)
+    return tokens.astype(np.float32), _sigmoid(hidden @ w + b)

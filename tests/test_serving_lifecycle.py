@@ -66,8 +66,10 @@ def warmup_log(input_name="x", kind="predict"):
         request = entry.predict_log.request
         request.model_spec.name = "default"
         request.inputs[input_name].CopyFrom(tf.make_tensor_proto([[1.0], [2.0]], tf.float32))
-    else:
+    elif kind == "classify":
         entry.classify_log.request.model_spec.name = "default"
+    else:  # a kind the server does not replay
+        entry.session_run_log.request.model_spec.name = "default"
     return entry
 
 
@@ -93,7 +95,7 @@ def test_new_versions_are_picked_up_and_removed_ones_unloaded(tmp_path):
 
 def test_warmup_records_are_replayed_at_load(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="kexport.serving")
-    records = [warmup_log(), warmup_log(), warmup_log(kind="classify")]
+    records = [warmup_log(), warmup_log(), warmup_log(kind="session_run")]
     version_with_warmup(tmp_path / "model" / "1", records)
     running = start_server(tmp_path / "model", port=0, poll_seconds=0)
     try:
@@ -102,7 +104,7 @@ def test_warmup_records_are_replayed_at_load(tmp_path, caplog):
     finally:
         running.stop()
     assert "model default version 1: replayed 2 warm-up request(s)" in caplog.text
-    assert "skipped 1 warm-up record(s) that are not Predict requests" in caplog.text
+    assert "skipped 1 warm-up record(s) of a kind this server does not replay" in caplog.text
 
 
 def test_failed_loads_are_reported_and_keep_the_server_up(tmp_path):

@@ -219,13 +219,16 @@ def test_metadata_and_status_errors(channel, method, fields, model, code, messag
     assert (err.value.code(), err.value.details()) == (code, message)
 
 
-@pytest.mark.parametrize("method", ["Classify", "Regress", "MultiInference"])
-def test_other_prediction_methods_are_unimplemented(channel, method):
+@pytest.mark.parametrize("method, message", [
+    ("Classify", "Missing ModelSpec"), ("Regress", "Missing ModelSpec"),
+    ("MultiInference", "ModelSpec has no name specified."),
+])
+def test_other_prediction_methods_check_the_model_spec(channel, method, message):
+    # the methods are served (tests/test_serving_classify.py); an empty request names no model
     call = channel.unary_unary(f"/tensorflow.serving.PredictionService/{method}")
     with pytest.raises(grpc.RpcError) as err:
         call(b"", timeout=10)
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert f"{method} is not implemented" in err.value.details()
+    assert (err.value.code(), err.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 def test_health_service(channel):

@@ -19,6 +19,7 @@ from exporter.errors import BadInputError, FormatError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
+TFLITE_IDENTIFIER = b"TFL3"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class FormatSpec:
     holds_architecture: bool
     holds_weights: bool
     description: str
+    source: bool = True  # False: written, inspected and verified, never converted from
 
 
 FORMATS: dict[str, FormatSpec] = {
@@ -41,6 +43,8 @@ FORMATS: dict[str, FormatSpec] = {
         FormatSpec("json", "config", True, False, "architecture as JSON (model.to_json())"),
         FormatSpec("yaml", "config", True, False, "architecture as YAML (same structure as JSON)"),
         FormatSpec("weights", "weights", False, True, "weights only (.weights.h5 or Keras 2 .h5)"),
+        FormatSpec("tflite", "tflite", True, True, "TensorFlow Lite flatbuffer (.tflite), "
+                   "converted from the SavedModel; save only", source=False),
     )
 }
 
@@ -108,6 +112,7 @@ def format_for_destination(path: Path) -> str:
         ((".keras",), "keras"),
         ((".json",), "json"),
         ((".yaml", ".yml"), "yaml"),
+        ((".tflite",), "tflite"),
     ):
         if name.endswith(suffixes):
             return fmt
@@ -134,7 +139,28 @@ def detect(path: Path) -> Detected:
         return _detect_hdf5(path)
     if head.startswith(ZIP_MAGIC):
         return _detect_zip(path)
+    if head[4:8] == TFLITE_IDENTIFIER:  # flatbuffer file identifier (exporter/formats/tflite.py)
+        return Detected(path, "tflite")
+    if head[:1] == PICKLE_PROTO and head[1:2] in PICKLE_PROTOCOLS:
+        _refuse_pickle(path, head)
     return _detect_text(path)
+
+
+PICKLE_PROTO = b"\x80"  # pickle's PROTO opcode, then the protocol number
+PICKLE_PROTOCOLS = (b"\x02", b"\x03", b"\x04", b"\x05")
+
+
+def _refuse_pickle(path: Path, head: bytes) -> None:
+    """A pickle is refused whatever it wraps, and never opened: `zipfile` would find a `.keras`
+    archive embedded in it (Keras's `pickle_utils` writes one), but unpickling runs code."""
+    from exporter.errors import UnsafeArtifactError
+
+    raise UnsafeArtifactError(
+        f"refused: {path} is a Python pickle (first bytes {head[:2].hex(' ')}), not a .keras "
+        "zip archive; loading a pickle runs arbitrary code, so kexport never opens one "
+        "(--unsafe does not change this).",
+        hint="Re-save the model where it was trained, with model.save('model.keras').",
+    )
 
 
 def _detect_directory(path: Path) -> Detected:

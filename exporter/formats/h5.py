@@ -14,6 +14,10 @@ from exporter.runtime import quiet_stdout
 def load(detected: Detected, options: LoadOptions) -> LoadedModel:
     config = detected.config()
     if detected.keras_major == 3 or (detected.keras_major is None and not is_keras2_config(config)):
+        from exporter.legacy.keras3 import load_repaired_keras3_h5, split_merge_nodes
+
+        if split_merge_nodes(config):  # an earlier Keras 3 wrote nodes Keras 3.15 cannot call
+            return load_repaired_keras3_h5(detected.path, config, options, detected.keras_version)
         return load_keras3_file(detected.path, "h5", options, detected.keras_version)
     from exporter.legacy.keras2 import load_keras2_config
 

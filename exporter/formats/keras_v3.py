@@ -38,6 +38,10 @@ def loaded_keras3(model, fmt: str, path: Path, version: str | None) -> LoadedMod
 
 
 def load(detected: Detected, options: LoadOptions) -> LoadedModel:
+    if detected.keras_major == 2:  # tf.keras 2.13-2.15 wrote this zip: tf-keras reads it
+        from exporter.legacy.keras2_zip import load_keras2_archive
+
+        return load_keras2_archive(detected, options)
     return load_keras3_file(detected.path, "keras", options, detected.keras_version)
 
 

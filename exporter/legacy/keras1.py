@@ -85,8 +85,18 @@ def needs_pretranslation(config: dict, keras_version: str | None) -> bool:
     return any(
         obj.get("class_name") in CLASS_RENAMES
         or obj.get("class_name") in ("Merge", "CuDNNLSTM", "CuDNNGRU")
+        or _keras20_layer(obj)
         for obj in layer_objects(config)
     )
+
+
+def _keras20_layer(obj: dict) -> bool:
+    """Keras 2.0/2.1 layers tf-keras builds differently: an Embedding whose dtype names its
+    integer input, a GRU from before `reset_after` existed."""
+    cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+    if obj.get("class_name") == "Embedding":
+        return str(cfg.get("dtype", "")).startswith(("int", "uint"))
+    return obj.get("class_name") == "GRU" and "reset_after" not in cfg
 
 
 def pretranslate(config: dict, notes: list[str]) -> dict:
@@ -96,9 +106,72 @@ def pretranslate(config: dict, notes: list[str]) -> dict:
         config["config"] = {"name": "sequential", "layers": config["config"]}
         notes.append("legacy-sequential: model: Keras 1-2.1 layer list wrapped into a Sequential "
                      "config")
+    if _first_layer_merges_branches(config):
+        config = _branches_to_functional(config, notes)
+    _give_embedding_input_its_dtype(config, notes)
     for obj in list(layer_objects(config)):
         _translate_layer(obj, notes)
     return config
+
+
+def _give_embedding_input_its_dtype(config: dict, notes: list[str]) -> None:
+    """Keras 2.0 put an Embedding-first Sequential's input dtype on the Embedding: an InputLayer
+    carries it now (token ids stay integers), and the Embedding's table becomes float."""
+    layers = config.get("config", {}).get("layers") if config.get("class_name") == "Sequential" else None
+    first = layers[0] if isinstance(layers, list) and layers else None
+    cfg = first.get("config") if isinstance(first, dict) else None
+    if (not isinstance(cfg, dict) or first.get("class_name") != "Embedding"
+            or not _keras20_layer(first) or "batch_input_shape" not in cfg):
+        return
+    name = f"{cfg.get('name', 'embedding')}_input"
+    layers.insert(0, {"class_name": "InputLayer", "config": {
+        "name": name, "batch_input_shape": cfg.pop("batch_input_shape"), "dtype": cfg["dtype"],
+        "sparse": False}})
+    notes.append(f"keras20-embedding-input: {cfg.get('name')}: input dtype {cfg['dtype']!r} "
+                 f"moved to an InputLayer '{name}'")
+
+
+def _first_layer_merges_branches(config: dict) -> bool:
+    layers = config.get("config", {}).get("layers") if config.get("class_name") == "Sequential" else None
+    first = layers[0] if isinstance(layers, list) and layers else None
+    branches = first.get("config", {}).get("layers") if isinstance(first, dict) else None
+    return (isinstance(branches, list) and first.get("class_name") == "Merge"
+            and all(isinstance(b, dict) and b.get("class_name") == "Sequential" for b in branches))
+
+
+def _branches_to_functional(config: dict, notes: list[str]) -> dict:
+    """A Keras 1 Sequential that starts with a Merge of Sequential branches, as the functional
+    model it is: one input per branch, each branch's layers in a chain, the Merge joining them,
+    the rest after it. Layers keep their names, so the file's weights load by name."""
+    layers, inputs, ends = [], [], []
+    sequential = config["config"]["layers"]
+    merge = sequential[0]
+    for branch in merge["config"]["layers"]:
+        chain = branch["config"] if isinstance(branch["config"], list) else branch["config"]["layers"]
+        chain = copy.deepcopy(chain)
+        first = chain[0]["config"]
+        name = f"{first.get('name', 'branch')}_input"
+        layers.append({"class_name": "InputLayer", "name": name, "inbound_nodes": [], "config": {
+            "name": name, "batch_input_shape": first.pop("batch_input_shape"),
+            "dtype": first.pop("input_dtype", None) or "float32", "sparse": False}})
+        inputs.append([name, 0, 0])
+        ends.append(_chain(chain, name, layers))
+    merge = {**merge, "name": merge["config"]["name"], "inbound_nodes": [[[end, 0, 0, {}] for end in ends]]}
+    layers.append(merge)
+    last = _chain(copy.deepcopy(sequential[1:]), merge["name"], layers)
+    notes.append(f"keras1-branches: model: Sequential starting with a Merge of {len(inputs)} "
+                 "Sequential branches -> functional model with one input per branch")
+    return {"class_name": "Model", "config": {
+        "name": "model", "layers": layers, "input_layers": inputs, "output_layers": [[last, 0, 0]]}}
+
+
+def _chain(chain: list[dict], previous: str, layers: list[dict]) -> str:
+    """Append `chain` to `layers`, each layer called on the one before; returns the last name."""
+    for layer in chain:
+        name = layer["config"]["name"]
+        layers.append({**layer, "name": name, "inbound_nodes": [[[previous, 0, 0, {}]]]})
+        previous = name
+    return previous
 
 
 def _translate_layer(obj: dict, notes: list[str]) -> None:
@@ -114,6 +187,8 @@ def _translate_layer(obj: dict, notes: list[str]) -> None:
         _translate_merge(obj, name, notes)
     if old_class in ("CuDNNLSTM", "CuDNNGRU"):
         _translate_cudnn(obj, name, notes)
+    if _keras20_layer(obj):
+        _translate_keras20(obj, name, notes)
     class_name = obj["class_name"]
     renames = {**COMMON_RENAMES, **LAYER_RENAMES.get(class_name, {})}
     for old, new in renames.items():
@@ -146,6 +221,18 @@ def _translate_values(cfg: dict, class_name: str, name: str, notes: list[str]) -
             notes.append(f"keras1-dropped: {name}: {key}")
     if isinstance(cfg.get("padding"), str):
         cfg["padding"] = cfg["padding"].lower()
+
+
+def _translate_keras20(obj: dict, name: str, notes: list[str]) -> None:
+    cfg = obj["config"]
+    if obj["class_name"] == "Embedding":
+        # Its table is float: built as int32, its float initializer cannot even run.
+        notes.append(f"keras20-embedding-dtype: {name}: dtype {cfg['dtype']!r} (the input's) "
+                     "-> 'float32'; token ids are still cast to integers")
+        cfg["dtype"] = "float32"
+    else:
+        cfg["reset_after"] = False  # what Keras 2.0/2.1's GRU computed
+        notes.append(f"keras20-gru: {name}: no reset_after recorded -> reset_after=False")
 
 
 def _translate_merge(obj: dict, name: str, notes: list[str]) -> None:

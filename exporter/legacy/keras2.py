@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from exporter.errors import BadInputError, IncompatibleWeightsError
+from exporter.errors import BadInputError, IncompatibleWeightsError, KexportError
 from exporter.formats.failures import describe_load_error, loader_errors
 from exporter.kmodel import input_specs, model_runner, output_specs
 from exporter.legacy.keras1 import needs_pretranslation, pretranslate
@@ -75,9 +75,9 @@ def load_keras2_config(config: dict, path: Path, fmt: str, options: LoadOptions,
         )
     if weights is not None:
         with loader_errors(weights, options), quiet_stdout():
-            source.load_weights(
-                str(weights), by_name=options.by_name, skip_mismatch=options.skip_mismatch
-            )
+            # A restructured Keras 1 model keeps its layer names but not the file's layer order.
+            by_name = options.by_name or any(n.startswith("keras1-branches") for n in notes)
+            source.load_weights(str(weights), by_name=by_name, skip_mismatch=options.skip_mismatch)
         attrs = hdf5_attrs(Path(weights))
         if attrs.get("backend") == "theano":
             flip_theano_kernels(source, notes)
@@ -158,16 +158,37 @@ def flip_theano_kernels(model, notes: list[str]) -> None:
 
 def from_keras2_model(source, path: Path, fmt: str, options: LoadOptions, notes: list[str],
                       keras_version: str | None) -> LoadedModel:
-    """Translate a tf-keras model into a Keras 3 model with the same weights."""
-    config = json.loads(source.to_json())
-    model = build_keras3(config, path, options, notes)
-    copy_weights(source, model)
+    """Translate a tf-keras model into a Keras 3 model with the same weights.
+
+    When Keras 3 cannot express the model (an op layer with no Keras 3 layer, a layer Keras 3
+    dropped, a custom Keras 2 layer), the result holds tf-keras's model alone: a SavedModel can
+    still be written from it, and asking for a Keras 3 format raises the translation's error.
+    """
+    try:
+        with loader_errors(path, options):
+            config = json.loads(source.to_json())
+        model = build_keras3(config, path, options, notes)
+        copy_weights(source, model)
+    except KexportError as error:
+        return tf_keras_only(source, path, fmt, notes, keras_version, error)
     from exporter.formats.keras_v3 import loaded_keras3
 
     loaded = loaded_keras3(model, fmt, path, keras_version)
     loaded.reference = model_runner(source)  # what the file computes, as tf-keras reads it
     loaded.notes = notes
     return loaded
+
+
+def tf_keras_only(source, path: Path, fmt: str, notes: list[str], keras_version: str | None,
+                  error: KexportError) -> LoadedModel:
+    """A Keras 2 model only tf-keras holds: servable as a SavedModel, not convertible to Keras 3."""
+    reason = getattr(error, "message", str(error))
+    return LoadedModel(
+        model=None, format=fmt, path=path, reference=model_runner(source),
+        inputs=input_specs(source), outputs=output_specs(source), keras_version=keras_version,
+        notes=[*notes, f"tf-keras-only: model: no Keras 3 translation ({reason})"],
+        route="tf-keras", native=source, keras3_refusal=error,
+    )
 
 
 def build_keras3(config: dict, path: Path, options: LoadOptions, notes: list[str]):
@@ -180,7 +201,7 @@ def build_keras3(config: dict, path: Path, options: LoadOptions, notes: list[str
     translated = translate_config(config, notes)
     for _ in range(MAX_REPAIRS):
         try:
-            with quiet_stdout():
+            with quiet_stdout(), layer_classes_only():
                 # The deserializer pops keys from what it is given: hand it a copy, so a
                 # failed attempt leaves the translated config whole for the next one.
                 return model_from_config(
@@ -190,6 +211,27 @@ def build_keras3(config: dict, path: Path, options: LoadOptions, notes: list[str
             if not drop_unrecognized(translated, error, notes):
                 raise describe_load_error(error, path) from error
     raise BadInputError("the Keras 2 config could not be translated: too many repairs.")
+
+
+@contextlib.contextmanager
+def layer_classes_only():
+    """Keep Keras 3's legacy deserializer from reading string arguments as functions.
+
+    It looks every string argument up in `keras.layers` and swaps in a function of that name:
+    `Attention(score_mode="dot")` received `keras.layers.dot`. Classes are all it must find.
+    """
+    from keras.src import models
+    from keras.src.legacy.saving import saving_utils
+
+    saving_utils.MODULE_OBJECTS.ALL_OBJECTS = {
+        **{name: value for name, value in vars(keras_module().layers).items()
+           if isinstance(value, type)},
+        "Functional": models.Functional, "Model": models.Model, "Sequential": models.Sequential,
+    }
+    try:
+        yield
+    finally:
+        del saving_utils.MODULE_OBJECTS.ALL_OBJECTS  # Keras rebuilds its own on the next load
 
 
 def copy_weights(source, target) -> None:

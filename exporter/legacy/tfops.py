@@ -3,8 +3,10 @@
 When a tf.keras functional model applied a TensorFlow function to a Keras tensor (`x * 2.0`,
 `tf.nn.relu(x)`, `tf.reshape(x, ...)`), tf.keras recorded a `TFOpLambda` layer naming the function.
 Keras 3 has no such layer. The ops with an exact Keras layer counterpart are rewritten into it,
-node and all; any other op is refused by name (the older `TensorFlowOpLayer`, a raw NodeDef,
-always is). The rewritten model is verified against tf-keras's reading like every translation.
+node and all; any other op is refused by name. The older `TensorFlowOpLayer` (TF 2.0-2.3), a raw
+NodeDef, is rewritten the same way when its op has an exact Keras layer (legacy/rawops.py). The
+rewritten model is verified against tf-keras's reading like every translation; a refused one
+can still become a SavedModel from tf-keras's model.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from exporter.errors import BadInputError
 
 ACTIVATIONS = {"nn.relu": "relu", "math.sigmoid": "sigmoid", "math.tanh": "tanh",
                "nn.silu": "silu", "nn.swish": "silu", "nn.elu": "elu", "nn.selu": "selu",
-               "math.softplus": "softplus", "nn.relu6": "relu6", "math.exp": "exponential"}
+               "math.softplus": "softplus", "nn.relu6": "relu6", "math.exp": "exponential",
+               "math.softsign": "softsign", "nn.softsign": "softsign", "identity": "linear"}
 ARITHMETIC = {
     # function: (layer for a tensor operand, (scale, offset) for a number operand)
     "math.multiply": ("Multiply", lambda y: (y, 0.0)),
@@ -24,6 +27,10 @@ ARITHMETIC = {
     "__operators__.add": ("Add", lambda y: (1.0, y)),
     "math.subtract": ("Subtract", lambda y: (1.0, -y)),
     "math.truediv": (None, lambda y: (1.0 / y, 0.0)),
+    "__operators__.truediv": (None, lambda y: (1.0 / y, 0.0)),
+    "__operators__.sub": ("Subtract", lambda y: (1.0, -y)),
+    "math.maximum": ("Maximum", None),
+    "math.minimum": ("Minimum", None),
 }
 
 
@@ -34,14 +41,12 @@ def is_ref(value) -> bool:
 
 
 def translate_op_layers(layers: list[dict], notes: list[str]) -> None:
-    """Rewrite every TFOpLambda in a functional layer list in place (Keras 2 list nodes)."""
+    """Rewrite every op layer in a functional layer list in place (Keras 2 list nodes)."""
     for layer in layers:
         if layer.get("class_name") == "TensorFlowOpLayer":
-            op = layer.get("config", {}).get("node_def", {}).get("op", "?")
-            raise BadInputError(
-                f"layer '{layer.get('name')}' is a TensorFlowOpLayer (raw TensorFlow op {op}); "
-                "Keras 3 has no counterpart. Rebuild that part of the model with Keras layers."
-            )
+            from exporter.legacy.rawops import rewrite_raw_op
+
+            rewrite_raw_op(layer, notes)
         if layer.get("class_name") == "TFOpLambda":
             _rewrite(layer, notes)
 
@@ -85,11 +90,22 @@ def _equivalent(function: str, name: str, refs: list, kwargs: dict):
         operand = kwargs["y"]
         if is_ref(operand) and tensor_layer:
             return tensor_layer, {}, [refs[0] + [{}], operand[:3] + [{}]]
-        if isinstance(operand, numbers.Real) and not isinstance(operand, bool):
+        if (isinstance(operand, numbers.Real) and not isinstance(operand, bool)
+                and scale_offset is not None and (operand != 0 or "truediv" not in function)):
             scale, offset = scale_offset(float(operand))
             return "Rescaling", {"scale": scale, "offset": offset}, single
+    if function == "transpose" and set(kwargs) == {"perm"} and _keeps_batch(kwargs["perm"]):
+        return "Permute", {"dims": list(kwargs["perm"][1:])}, single
+    if function == "nn.leaky_relu" and set(kwargs) <= {"alpha"}:
+        return "LeakyReLU", {"negative_slope": float(kwargs.get("alpha", 0.2))}, single
     raise BadInputError(
         f"layer '{name}' calls tf.{function} with {sorted(kwargs) or 'no'} arguments, which has "
         "no Keras 3 layer counterpart kexport rewrites it into.",
         hint="Rebuild that part of the model with Keras layers (or keras.ops in a custom layer).",
     )
+
+
+def _keeps_batch(perm) -> bool:
+    """A permutation Keras's Permute can express: the batch axis stays first."""
+    return (isinstance(perm, list) and len(perm) > 1 and perm[0] == 0
+            and sorted(perm) == list(range(len(perm))))

@@ -21,11 +21,15 @@ import inspect
 import re
 
 from exporter.errors import BadInputError
-from exporter.legacy.tfops import is_ref, translate_op_layers
+from exporter.legacy.graph import MODEL_CLASSES, translate_graph
+from exporter.legacy.tfops import translate_op_layers
 
-MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 # Keras 2's hard_sigmoid under the name legacy/activations.py registers it with in Keras 3.
 KERAS2_HARD_SIGMOID = "kexport>keras2_hard_sigmoid"
+# ... as Keras 3 serializes a registered function: every layer resolves this form
+# (`activations.get` looks a plain string up among the built-ins only).
+KERAS2_HARD_SIGMOID_CONFIG = {"module": "builtins", "class_name": "function",
+                              "config": KERAS2_HARD_SIGMOID, "registered_name": "function"}
 WRAPPER_KEYS = ("layer", "backward_layer")
 # Shapes Keras 2 stored to build a layer at load time; Keras 3 builds it on its first call.
 BUILD_ONLY_ARGUMENTS = {"MultiHeadAttention": ("query_shape", "key_shape", "value_shape")}
@@ -98,7 +102,7 @@ def _translate_object(obj: dict, notes: list[str], in_layer_list: bool = True) -
         _translate_input_layer(cfg)
     for key in ("activation", "recurrent_activation"):
         if cfg.get(key) == "hard_sigmoid":
-            cfg[key] = KERAS2_HARD_SIGMOID
+            cfg[key] = dict(KERAS2_HARD_SIGMOID_CONFIG)
             notes.append(f"keras2-hard-sigmoid: {name}: {key} keeps Keras 2's slope 0.2 "
                          f"(Keras 3's hard_sigmoid differs); written files name {KERAS2_HARD_SIGMOID}")
     for key in BUILD_ONLY_ARGUMENTS.get(class_name, ()):
@@ -109,7 +113,7 @@ def _translate_object(obj: dict, notes: list[str], in_layer_list: bool = True) -
             _translate_object(layer, notes)
         if class_name != "Sequential":
             translate_op_layers(cfg.get("layers", []), notes)
-            _translate_graph(cfg)
+            translate_graph(cfg)
     for key in WRAPPER_KEYS:
         if isinstance(cfg.get(key), dict):
             # Wrappers deserialize their inner layer with Keras 3's new deserializer, which
@@ -123,92 +127,6 @@ def _translate_input_layer(cfg: dict) -> None:
     for flag in ("ragged", "sparse", "optional"):
         if cfg.get(flag) is False:
             cfg.pop(flag)
-
-
-def _translate_graph(cfg: dict) -> None:
-    """Rewrite a functional graph's node references into Keras 3's form."""
-    layers = cfg.get("layers", [])
-    offsets = _node_offsets(cfg)
-    for layer in layers:
-        layer["inbound_nodes"] = [
-            _translate_node(node, offsets) if isinstance(node, list) else node
-            for node in layer.get("inbound_nodes", [])
-        ]
-    for key in ("input_layers", "output_layers"):
-        cfg[key] = _shift_refs(cfg.get(key), offsets)
-
-
-def _node_offsets(cfg: dict) -> dict[str, int]:
-    """How far Keras 2's node indices of each nested Sequential run ahead of Keras 3's.
-
-    Keras 2 gave a Sequential with an input layer a node at construction; references to its
-    calls then start at 1. A reference past the layer's recorded calls reveals the offset.
-    """
-    calls = {layer["name"]: len(layer.get("inbound_nodes", [])) for layer in cfg.get("layers", [])}
-    sequential = {
-        layer["name"] for layer in cfg.get("layers", []) if layer.get("class_name") == "Sequential"
-    }
-    highest: dict[str, int] = {}
-    for ref in _all_refs(cfg):
-        highest[ref[0]] = max(highest.get(ref[0], 0), int(ref[1]))
-    return {
-        name: highest[name] - calls[name] + 1
-        for name in sequential
-        if name in highest and highest[name] >= calls.get(name, 0)
-    }
-
-
-def _all_refs(cfg: dict):
-    def walk(value):
-        if is_ref(value):
-            yield value
-            if len(value) == 4:
-                yield from walk(value[3])
-        elif isinstance(value, list):
-            for item in value:
-                yield from walk(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                yield from walk(item)
-
-    for layer in cfg.get("layers", []):
-        yield from walk(layer.get("inbound_nodes", []))
-    yield from walk(cfg.get("input_layers", []))
-    yield from walk(cfg.get("output_layers", []))
-
-
-def _shift_refs(value, offsets: dict[str, int]):
-    if is_ref(value):
-        return [value[0], value[1] - offsets.get(value[0], 0), *value[2:]]
-    if isinstance(value, list):
-        return [_shift_refs(item, offsets) for item in value]
-    return value
-
-
-def _tensor(ref: list, offsets: dict[str, int]) -> dict:
-    layer, node, index = ref[0], ref[1] - offsets.get(ref[0], 0), ref[2]
-    # Shape and dtype are placeholders: Keras 3 swaps in the real tensor by its history.
-    return {
-        "class_name": "__keras_tensor__",
-        "config": {"shape": [], "dtype": "float32", "keras_history": [layer, node, index]},
-    }
-
-
-def _kwargs(value, offsets: dict[str, int]):
-    if is_ref(value):
-        return _tensor(value, offsets)
-    if isinstance(value, list):
-        return [_kwargs(item, offsets) for item in value]
-    if isinstance(value, dict):
-        return {key: _kwargs(item, offsets) for key, item in value.items()}
-    return value
-
-
-def _translate_node(node: list, offsets: dict[str, int]) -> dict:
-    tensors = [_tensor(ref, offsets) for ref in node]
-    kwargs = node[0][3] if node and len(node[0]) == 4 else {}
-    args = tensors[0] if len(tensors) == 1 else tensors
-    return {"args": [args], "kwargs": _kwargs(kwargs or {}, offsets)}
 
 
 def drop_unrecognized(config: dict, error: Exception, notes: list[str]) -> bool:
@@ -227,7 +145,7 @@ def drop_unrecognized(config: dict, error: Exception, notes: list[str]) -> bool:
         for key in keys:
             if key not in cfg:
                 continue
-            if key.endswith(TRAINING_ONLY_SUFFIXES):
+            if key.endswith(TRAINING_ONLY_SUFFIXES) or key in TRAINING_ONLY_ARGUMENTS:
                 notes.append(f"dropped-training-argument: {cfg.get('name')}: {key}")
                 del cfg[key]
                 changed = True
@@ -260,6 +178,8 @@ NO_DEFAULT = object()
 # Arguments that shape training only: initializers never touch loaded weights, and
 # regularizers and constraints act only while fitting.
 TRAINING_ONLY_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+# The random generator of augmentation layers, which are the identity at inference.
+TRAINING_ONLY_ARGUMENTS = {"rng_type"}
 
 
 def keras2_default(class_name: str, argument: str):

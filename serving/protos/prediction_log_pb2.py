@@ -23,18 +23,27 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from serving.protos import classification_pb2 as serving_dot_protos_dot_classification__pb2
+from serving.protos import inference_pb2 as serving_dot_protos_dot_inference__pb2
 from serving.protos import predict_pb2 as serving_dot_protos_dot_predict__pb2
+from serving.protos import regression_pb2 as serving_dot_protos_dot_regression__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#serving/protos/prediction_log.proto\x12\x0bkexport.tfs\x1a\x1cserving/protos/predict.proto\"j\n\nPredictLog\x12,\n\x07request\x18\x01 \x01(\x0b\x32\x1b.kexport.tfs.PredictRequest\x12.\n\x08response\x18\x02 \x01(\x0b\x32\x1c.kexport.tfs.PredictResponse\"=\n\rPredictionLog\x12,\n\x0bpredict_log\x18\x06 \x01(\x0b\x32\x17.kexport.tfs.PredictLogb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#serving/protos/prediction_log.proto\x12\x0bkexport.tfs\x1a#serving/protos/classification.proto\x1a\x1eserving/protos/inference.proto\x1a\x1cserving/protos/predict.proto\x1a\x1fserving/protos/regression.proto\"y\n\x0b\x43lassifyLog\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32\".kexport.tfs.ClassificationRequest\x12\x35\n\x08response\x18\x02 \x01(\x0b\x32#.kexport.tfs.ClassificationResponse\"p\n\nRegressLog\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.kexport.tfs.RegressionRequest\x12\x31\n\x08response\x18\x02 \x01(\x0b\x32\x1f.kexport.tfs.RegressionResponse\"j\n\nPredictLog\x12,\n\x07request\x18\x01 \x01(\x0b\x32\x1b.kexport.tfs.PredictRequest\x12.\n\x08response\x18\x02 \x01(\x0b\x32\x1c.kexport.tfs.PredictResponse\"\x7f\n\x11MultiInferenceLog\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32\".kexport.tfs.MultiInferenceRequest\x12\x35\n\x08response\x18\x02 \x01(\x0b\x32#.kexport.tfs.MultiInferenceResponse\"\xec\x01\n\rPredictionLog\x12\x30\n\x0c\x63lassify_log\x18\x02 \x01(\x0b\x32\x18.kexport.tfs.ClassifyLogH\x00\x12.\n\x0bregress_log\x18\x03 \x01(\x0b\x32\x17.kexport.tfs.RegressLogH\x00\x12.\n\x0bpredict_log\x18\x06 \x01(\x0b\x32\x17.kexport.tfs.PredictLogH\x00\x12=\n\x13multi_inference_log\x18\x04 \x01(\x0b\x32\x1e.kexport.tfs.MultiInferenceLogH\x00\x42\n\n\x08log_typeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'serving.protos.prediction_log_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PREDICTLOG']._serialized_start=82
-  _globals['_PREDICTLOG']._serialized_end=188
-  _globals['_PREDICTIONLOG']._serialized_start=190
-  _globals['_PREDICTIONLOG']._serialized_end=251
+  _globals['_CLASSIFYLOG']._serialized_start=184
+  _globals['_CLASSIFYLOG']._serialized_end=305
+  _globals['_REGRESSLOG']._serialized_start=307
+  _globals['_REGRESSLOG']._serialized_end=419
+  _globals['_PREDICTLOG']._serialized_start=421
+  _globals['_PREDICTLOG']._serialized_end=527
+  _globals['_MULTIINFERENCELOG']._serialized_start=529
+  _globals['_MULTIINFERENCELOG']._serialized_end=656
+  _globals['_PREDICTIONLOG']._serialized_start=659
+  _globals['_PREDICTIONLOG']._serialized_end=895
 # @@protoc_insertion_point(module_scope)
