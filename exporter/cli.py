@@ -149,7 +149,7 @@ def convert_command(
 def slice_command(
     source: Annotated[Path, typer.Argument(help="The model to cut.")],
     destination: Annotated[Path, typer.Argument(help="Where to write the sub-model.")],
-    output: Annotated[list[str] | None, typer.Option("--output", help="Layer whose output becomes an output: NAME, NAME:NODE or OUTER/INNER (repeatable, in order).")] = None,
+    output: Annotated[list[str] | None, typer.Option("--output", help="Layer whose output becomes an output: NAME, NAME:NODE or OUTER/INNER (repeatable, in order; default with --input: the model's own outputs).")] = None,
     input_: Annotated[list[str] | None, typer.Option("--input", help="Layer whose output becomes a new input (repeatable).")] = None,
     to: ToOpt = None,
     custom_objects: CustomOpt = None,

@@ -69,6 +69,19 @@ def addressable_names(model, prefix: str = "") -> list[str]:
     return names
 
 
+def output_addresses(model) -> list[str]:
+    """Addresses of the layer calls that produce the model's own outputs, in output order
+    (what a slice keeps when only `--input` cuts are given)."""
+    specs: list[str] = []
+    for tensor in graph_of(model).outputs:
+        history = tensor._keras_history
+        layer, nodes = history.operation, model_nodes(model, history.operation)
+        spec = layer.name if len(nodes) == 1 else f"{layer.name}:{nodes.index(history.node_index)}"
+        if spec not in specs:  # a layer call with several outputs is one address
+            specs.append(spec)
+    return specs
+
+
 def resolve(model, spec: str) -> Address:
     """Resolve `name`, `name:node` or `outer/inner` in `model`.
 

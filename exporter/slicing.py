@@ -27,7 +27,14 @@ from exporter.formats import check_format_name, format_for_destination
 from exporter.formats.failures import first_line
 from exporter.formats.keras_v3 import loaded_keras3
 from exporter.kmodel import input_specs, output_specs
-from exporter.layer_paths import Address, graph_of, is_nested_model, producer_node, resolve
+from exporter.layer_paths import (
+    Address,
+    graph_of,
+    is_nested_model,
+    output_addresses,
+    producer_node,
+    resolve,
+)
 from exporter.loaded import LoadOptions, Tensors
 from exporter.publish import check_destinations
 from exporter.verify import (
@@ -127,8 +134,8 @@ def _value(address: Address, outer: _Replay, what: str) -> list:
 
 
 def _check_selection(outputs: list[str], inputs: list[str]) -> None:
-    if not outputs:
-        raise BadInputError("nothing to slice: give at least one --output LAYER.")
+    if not outputs and not inputs:
+        raise BadInputError("nothing to slice: give at least one --output LAYER or --input LAYER.")
     for kind, names in (("--output", outputs), ("--input", inputs)):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -171,7 +178,8 @@ def slice_model(model, outputs: list[str], inputs: list[str] | None = None):
 
     Args:
         model: a functional or Sequential Keras 3 model with defined inputs.
-        outputs: layer addresses whose outputs become the sub-model's outputs, in order.
+        outputs: layer addresses whose outputs become the sub-model's outputs, in order; empty
+            with `inputs` given: the model's own outputs (the head of the model).
         inputs: layer addresses whose outputs become new inputs (the front is cut off).
 
     Returns:
@@ -185,6 +193,7 @@ def slice_model(model, outputs: list[str], inputs: list[str] | None = None):
 
     keras, inputs = keras_module(), list(inputs or [])
     _check_selection(list(outputs), inputs)
+    outputs = list(outputs) or output_addresses(model)
     out_addresses = [resolve(model, spec) for spec in outputs]
     in_addresses = [resolve(model, spec) for spec in inputs]
     for kind, addresses in (("--output", out_addresses), ("--input", in_addresses)):
@@ -300,7 +309,7 @@ def slice_artifact(
     Args:
         source: the model artifact (any format `convert` reads).
         destination: where to write the sub-model; the format follows `to` or the suffix.
-        outputs / inputs: layer addresses, as for `slice_model`.
+        outputs / inputs: layer addresses, as for `slice_model` (no outputs: the model's own).
         inputs_file: .npz of the *source* model's inputs to verify on (else seeded random).
         input_shapes: parsed `--input-shape` options for the *source* model's inputs.
 
@@ -315,6 +324,7 @@ def slice_artifact(
     progress(f"loading {source}")
     loaded = load_model(source, options)
     refuse_impossible(loaded, fmt, False)
+    outputs = list(outputs) or output_addresses(loaded.model)  # the head keeps the model's outputs
     progress(f"slicing at {', '.join(outputs)}" + (f" from {', '.join(inputs)}" if inputs else ""))
     try:
         sub = slice_model(loaded.model, list(outputs), inputs)

@@ -157,6 +157,18 @@ def test_input_cut_on_a_two_input_model_needs_every_path_cut(k3_files, tmp_path)
     assert both.exit_code == 0, both.output
 
 
+def test_input_cut_alone_keeps_the_model_outputs(k3_files, keras3, tmp_path):
+    """The head of a two-output model: only --input cuts, the model's own outputs, verified."""
+    head = tmp_path / "head.keras"
+    result = run("slice", k3_files["two_in_two_out"], head, "--input", "left_dense",
+                 "--input", "right", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["verified"] and document["inputs"] == ["left_dense", "right"]
+    assert document["outputs"] == ["score", "flag"]
+    assert sliced(keras3, head).output_shape == [(None, 2), (None, 1)]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--output", "block4_pol"], "layer 'block4_pol' not found in model 'vgg'. Did you mean: block4_pool"),
     ([], "nothing to slice"),
