@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.config_shapes import fill_output_shapes, recorded_shapes
 from exporter.configs import hdf5_errors
 from exporter.formats import Detected
 
@@ -36,7 +37,10 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
         info["manifest"] = json.loads((detected.path / "bundle.json").read_text(encoding="utf-8"))
         return info
     if detected.format == "savedmodel":
+        from exporter.safety import savedmodel_code_layers
+
         info.update(_savedmodel(detected))
+        info["code_layers"] = savedmodel_code_layers(detected)
         return info
     if detected.format == "tflite":
         from exporter.formats.tflite import describe_signatures
@@ -74,38 +78,21 @@ def _ref_names(refs) -> list[str]:
     return [ref[0] for ref in refs or [] if isinstance(ref, (list, tuple)) and ref]
 
 
-def _consumers_input_shapes(layers: list[dict]) -> dict[str, list]:
-    """Each layer's output shape as its consumers recorded it (Keras 3 `__keras_tensor__` args)."""
-    shapes: dict[str, list] = {}
-
-    def walk(value):
-        if isinstance(value, dict):
-            if value.get("class_name") == "__keras_tensor__":
-                config = value.get("config", {})
-                history = config.get("keras_history")
-                if history and config.get("shape") is not None:
-                    shapes.setdefault(history[0], list(config["shape"]))
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    for layer in layers:
-        walk(layer.get("inbound_nodes", []))
-    return shapes
-
-
 def describe_config(config: dict, weights: dict[str, list[np.ndarray]]) -> dict:
     """Model class, inputs, outputs and a layer table from a model config."""
     layers = _layer_entries(config)
     inner = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
-    fed = _consumers_input_shapes(layers)
+    shapes = recorded_shapes(layers)
+    for layer in layers:
+        cfg = layer.get("config", {})
+        if layer.get("class_name") == "InputLayer" and _batch_shape(cfg) is not None:
+            shapes[cfg.get("name") or layer.get("name")] = _batch_shape(cfg)
+    fill_output_shapes(config.get("class_name") == "Sequential", layers, shapes)
     table, inputs = [], []
     for layer in layers:
         cfg = layer.get("config", {})
         name = cfg.get("name") or layer.get("name")
-        shape = _batch_shape(cfg) if layer.get("class_name") == "InputLayer" else fed.get(name)
+        shape = shapes.get(name)
         if layer.get("class_name") == "InputLayer":
             inputs.append({"name": name, "shape": shape, "dtype": cfg.get("dtype")})
         arrays = weights.get(name, [])
@@ -262,6 +249,10 @@ def format_table(info: dict) -> str:
     for key in ("model_class", "layout"):
         if info.get(key):
             lines.append(f"{key.replace('_', ' ')}: {info[key]}")
+    if info.get("code_layers"):  # up front: every command that loads the model refuses it
+        lines.append(f"Lambda layers with Python code: {', '.join(info['code_layers'])}; loading "
+                     "runs that code, so convert, slice, verify and bundle refuse the file "
+                     "unless you pass --unsafe (only for files you trust).")
     manifest = info.get("manifest") or {}
     if manifest.get("image"):
         checked = manifest.get("runtime_check")
@@ -289,11 +280,14 @@ def format_table(info: dict) -> str:
     if rows and "class" in rows[0]:
         lines.append(f"{'layer':<28} {'class':<22} {'output shape':<20} {'params':>10}  trainable")
         for row in rows:
-            shape = str(row["output_shape"]) if row["output_shape"] is not None else "?"
+            shape = str(row["output_shape"]) if row["output_shape"] is not None else "unknown"
             lines.append(
                 f"{row['name']:<28} {row['class']:<22} {shape:<20} {row['params']:>10}  "
                 f"{'yes' if row['trainable'] else 'no'}"
             )
+        if any(row["output_shape"] is None for row in rows):
+            lines.append("unknown: the config does not record it, and without TensorFlow "
+                         "kexport sizes only common layers fed by known shapes.")
     elif rows:
         lines += [f"{r['name']:<28} {r['shapes']}" for r in rows]
     if "loadable" in info:
@@ -305,6 +299,4 @@ def format_table(info: dict) -> str:
     params = info.get("params")
     if params:
         lines.append("params: " + ", ".join(f"{k} {v:,}" for k, v in params.items()))
-    if info.get("code_layers"):
-        lines.append(f"code-carrying layers (refused without --unsafe): {', '.join(info['code_layers'])}")
     return "\n".join(lines)

@@ -33,10 +33,11 @@ def code_layers(config) -> list[str]:
                 inner = value.get("config")
                 name = inner.get("name", "?") if isinstance(inner, dict) else "?"
                 found.append(name if isinstance(name, str) else "?")
+                continue  # the function a Lambda holds is that same layer's code
             stack.extend(reversed(list(value.values())))
         elif isinstance(value, list):
             stack.extend(reversed(value))
-    return found
+    return list(dict.fromkeys(found))  # a shared layer's config can appear more than once
 
 
 def savedmodel_code_layers(detected: Detected) -> list[str]:
@@ -48,7 +49,8 @@ def savedmodel_code_layers(detected: Detected) -> list[str]:
         metadata = detected.path / "saved_model.pb"
     if not metadata.is_file():
         return []
-    return [name.decode("utf-8", "replace") for name in _METADATA_LAMBDA.findall(metadata.read_bytes())]
+    found = _METADATA_LAMBDA.findall(metadata.read_bytes())  # each layer appears several times
+    return list(dict.fromkeys(name.decode("utf-8", "replace") for name in found))
 
 
 def check_safe(detected: Detected, unsafe: bool) -> list[str]:

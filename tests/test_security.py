@@ -66,3 +66,18 @@ def test_weights_with_a_lambda_architecture_is_refused(lambda_artifacts, tmp_pat
     result = run("convert", root / "k2.weights.h5", tmp_path / "o.keras",
                  "--architecture", paths["json"])
     assert result.exit_code == 3, result.output
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_inspect_names_the_lambda_up_front(kind, lambda_artifacts):
+    """inspect reads the file without loading it, and says before the layer table what the
+    loading commands will refuse and how to get past it."""
+    root, paths = lambda_artifacts
+    result = run("inspect", paths[kind])
+    assert result.exit_code == 0, result.output
+    warning = [i for i, line in enumerate(result.output.splitlines()) if "Lambda" in line]
+    assert warning and warning[0] <= 2, result.output
+    line = result.output.splitlines()[warning[0]]
+    assert "double" in line and "--unsafe" in line and "convert" in line
+    assert json.loads(run("inspect", paths[kind], "--json").stdout)["code_layers"] == ["double"]
+    assert not (root / "RAN").exists()
