@@ -116,6 +116,7 @@ def sources(k3_files, tmp_path_factory):
     return source, root / "part.keras"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["convert", "slice", "bundle", "extend"])
 def test_sigkill_leaves_nothing_or_a_complete_result(kind, sources, tmp_path, request):
     source, reference = sources
@@ -240,6 +241,7 @@ main()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "fallback"])
 def test_kill_in_the_middle_of_the_swap_keeps_the_served_versions(exchange, sources,
                                                                   served_bundle, tmp_path):

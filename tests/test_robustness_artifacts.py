@@ -102,24 +102,28 @@ def case_dir(tmp_path: Path, name: str) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_hdf5_truncated_and_bit_flipped(bases, tmp_path):
     cases = mutants.h5_mutants(bases["h5"], case_dir(tmp_path, "h5"), random.Random(11),
                                COUNTS["h5"])
     assert run_cases(cases, tmp_path) == []
 
 
+@pytest.mark.slow
 def test_keras_zip_entries_and_config_json(bases, tmp_path):
     cases = mutants.keras_zip_mutants(bases["keras"], case_dir(tmp_path, "keras"),
                                       random.Random(12), COUNTS["keras"])
     assert run_cases(cases, tmp_path) == []
 
 
+@pytest.mark.slow
 def test_json_and_yaml_with_wrong_types_and_huge_sizes(bases, tmp_path):
     cases = mutants.text_mutants(bases["config"], bases["weights"], case_dir(tmp_path, "text"),
                                  random.Random(13), COUNTS["text"])
     assert run_cases(cases, tmp_path) == []
 
 
+@pytest.mark.slow
 def test_python_tags_deep_nesting_traversal_random_bytes(bases, tmp_path):
     folder = case_dir(tmp_path, "special")
     cases = list(mutants.special_mutants(bases, folder, random.Random(14)))
@@ -134,6 +138,7 @@ def test_python_tags_deep_nesting_traversal_random_bytes(bases, tmp_path):
             assert result.exit_code == 2 and "outside the archive" in result.output
 
 
+@pytest.mark.slow
 def test_zip_bomb_is_refused_from_the_directory_alone(tmp_path):
     bomb = mutants.zip_bomb(tmp_path / "bomb.keras", gigabytes=2)
     for command in ("inspect", "convert"):

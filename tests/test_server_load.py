@@ -103,6 +103,7 @@ def certs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_tls_with_the_right_ca_works_and_without_it_fails_cleanly(base_path, certs, tmp_path):
     import numpy as np
 
