@@ -29,8 +29,9 @@ the heavy modules are imported by the functions that need them, so `kexport --he
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from exporter.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -97,14 +98,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from exporter.verify import OutputComparison, VerificationReport
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'exporter' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

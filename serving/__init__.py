@@ -15,8 +15,9 @@ and serving failures. Importing this package is cheap: the names are loaded on f
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from exporter.lazy import lazy_attributes
 
 # Public name -> the module that defines it, imported on first access (PEP 562).
 _LAZY = {
@@ -51,14 +52,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from serving.server import RunningServer, serve, start_server
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'serving' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
