@@ -1,6 +1,7 @@
 """The `kexport` command line: thin Typer commands over the library.
 
-Each command declares its options, makes one library call and renders the result: a JSON
+Each command declares its options, makes one call of the public API (exporter/api.py,
+serving/api.py) and renders the result: a JSON
 document on stdout with `--json`, else text (results on stdout, progress and errors on stderr).
 Errors are rendered once, by `cli_common.handle_errors`. Library modules are imported inside the
 commands so `--help` stays fast. The serving commands (`bundle`, `serve`, `predict`) live in
@@ -34,7 +35,6 @@ from exporter.cli_common import (
     WeightsOpt,
     echo,
     handle_errors,
-    load_options,
     print_json,
     progress_printer,
     render_report,
@@ -86,17 +86,13 @@ def inspect_command(
     debug: DebugOpt = False,
 ):
     """Describe a model: format, writer, inputs, outputs, layers, parameters, signatures."""
-    from exporter.inspect import format_table, inspect_artifact
+    from exporter.api import inspect_artifact
+    from exporter.inspect import format_table
 
-    info = inspect_artifact(path, source_format)
-    if layers or check:
-        from exporter.inspect import addressable_layers, check_loadable
-
-        options = load_options(source_format, weights, architecture, custom_objects, unsafe)
-        if check:
-            info.update(check_loadable(path, options))
-        if layers:
-            info["addressable_layers"] = addressable_layers(path, options)
+    info = inspect_artifact(
+        path, source_format=source_format, layers=layers, check=check, weights=weights,
+        architecture=architecture, custom_objects=custom_objects, unsafe=unsafe,
+    )
     if json_output:
         print_json(info)
     else:
@@ -130,15 +126,15 @@ def convert_command(
     debug: DebugOpt = False,
 ):
     """Convert a model to another format, verified against the source, published atomically."""
-    from exporter.convert import convert
+    from exporter.api import convert_model
     from exporter.inputs import parse_input_shapes
 
-    shapes = parse_input_shapes(input_shape)
-    options = load_options(source_format, weights, architecture, custom_objects, unsafe,
-                           by_name, skip_mismatch)
-    result = convert(
-        source, destination, to, options, verify=not no_verify, atol=atol, rtol=rtol,
-        inputs_file=inputs, input_shapes=shapes, force=force, config_only=config_only, keras_compat=keras_compat,
+    result = convert_model(
+        source, destination, to=to, source_format=source_format, weights=weights,
+        architecture=architecture, by_name=by_name, skip_mismatch=skip_mismatch,
+        config_only=config_only, keras_compat=keras_compat, custom_objects=custom_objects,
+        unsafe=unsafe, verify=not no_verify, atol=atol, rtol=rtol, inputs_file=inputs,
+        input_shapes=parse_input_shapes(input_shape), force=force,
         progress=progress_printer(quiet or json_output),
     )
     render_written(result, json_output)
@@ -165,15 +161,14 @@ def slice_command(
     debug: DebugOpt = False,
 ):
     """Cut a sub-model out at named layers, verified against the source, published atomically."""
+    from exporter.api import slice_model
     from exporter.inputs import parse_input_shapes
-    from exporter.slicing import slice_artifact
 
-    shapes = parse_input_shapes(input_shape)
-    result = slice_artifact(
-        source, destination, list(output or []), list(input_ or []), to,
-        load_options(None, None, None, custom_objects, unsafe), verify=not no_verify,
-        atol=atol, rtol=rtol, inputs_file=inputs, input_shapes=shapes, force=force,
-        progress=progress_printer(quiet or json_output),
+    result = slice_model(
+        source, destination, list(output or []), list(input_ or []), to=to,
+        custom_objects=custom_objects, unsafe=unsafe, verify=not no_verify, atol=atol,
+        rtol=rtol, inputs_file=inputs, input_shapes=parse_input_shapes(input_shape),
+        force=force, progress=progress_printer(quiet or json_output),
     )
     render_written(result, json_output)
 
@@ -196,14 +191,15 @@ def verify_command(
     debug: DebugOpt = False,
 ):
     """Check that two artifacts compute the same outputs on the same inputs (exit 1 if not)."""
-    from exporter.convert import verify_artifacts
+    from exporter.api import verify_models
     from exporter.errors import EXIT_VERIFY_FAILED
     from exporter.inputs import parse_input_shapes
 
-    shapes = parse_input_shapes(input_shape)
-    options = load_options(None, weights, architecture, custom_objects, unsafe)
-    report = verify_artifacts(first, second, options, inputs_file=inputs, atol=atol, rtol=rtol,
-                              input_shapes=shapes)
+    report = verify_models(
+        first, second, weights=weights, architecture=architecture,
+        custom_objects=custom_objects, unsafe=unsafe, atol=atol, rtol=rtol, inputs_file=inputs,
+        input_shapes=parse_input_shapes(input_shape),
+    )
     if json_output:
         print_json({"ok": report.passed, "report": report.as_dict()})
     else:

@@ -107,24 +107,6 @@ def _unexpected(error: Exception) -> str:
     return f"unexpected error: {type(error).__name__}: {first}"
 
 
-def load_options(
-    source_format=None, weights=None, architecture=None, custom_objects=None, unsafe=False,
-    by_name=False, skip_mismatch=False,
-):
-    from exporter.custom import load_custom_objects
-    from exporter.loaded import LoadOptions
-
-    return LoadOptions(
-        source_format=source_format,
-        weights=weights,
-        architecture=architecture,
-        custom_objects=load_custom_objects(custom_objects),
-        unsafe=unsafe,
-        by_name=by_name,
-        skip_mismatch=skip_mismatch,
-    )
-
-
 def render_report(report) -> None:
     for name, choice in (getattr(report, "input_sources", None) or {}).items():
         echo(f"  input {name}: {choice['shape']} {choice['dtype']}, {choice['values']} "

@@ -66,35 +66,18 @@ def bundle(
 ):
     """Bundle models into a TensorFlow Serving repository with models.config and a Dockerfile."""
     from exporter.inputs import parse_input_shapes
-    from serving.bundle import (
-        BundleRequest,
-        build_bundle,
-        parse_label,
-        parse_model_spec,
-        parse_policy,
-    )
+    from serving.api import build_bundle
 
     if not model and check_runtime:
         _check_runtime_only(out_dir, serving_version, json_output, quiet)
         return
-    request = BundleRequest(
-        out_dir=out_dir,
-        sources=[parse_model_spec(text) for text in model or []],
-        labels=[parse_label(text) for text in label or []],
-        policies=[parse_policy(text) for text in policy or []],
-        batching=batching,
-        warmup=warmup,
-        warmup_inputs=warmup_inputs,
-        image=image,
-        serving_version=serving_version,
-        k8s=k8s,
-        kserve=kserve,
-        check_runtime=check_runtime,
-        force=force,
-        verify=not no_verify,
-        input_shapes=parse_input_shapes(input_shape),
+    manifest = build_bundle(
+        out_dir, list(model or []), labels=list(label or []), policies=list(policy or []),
+        batching=batching, warmup=warmup, warmup_inputs=warmup_inputs, image=image,
+        serving_version=serving_version, k8s=k8s, kserve=kserve, check_runtime=check_runtime,
+        verify=not no_verify, input_shapes=parse_input_shapes(input_shape), force=force,
+        progress=progress_printer(quiet or json_output),
     )
-    manifest = build_bundle(request, progress=progress_printer(quiet or json_output))
     if json_output:
         print_json(manifest)
         return
@@ -107,9 +90,9 @@ def bundle(
 def _check_runtime_only(out_dir: Path, serving_version, json_output: bool, quiet: bool) -> None:
     """`kexport bundle OUT --check-runtime` with no --model: check the bundle as it is."""
     from exporter.errors import EXIT_VERIFY_FAILED
-    from serving.bundle import check_bundle_runtime
+    from serving.api import check_bundle
 
-    report = check_bundle_runtime(out_dir, serving_version, progress_printer(quiet or json_output))
+    report = check_bundle(out_dir, serving_version, progress_printer(quiet or json_output))
     if json_output:
         print_json(report.as_dict())
     else:

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import functools
+
+import click.testing
+import typer.main
 from typer.testing import CliRunner
 
 from exporter.cli import app
 
-runner = CliRunner()
+
+class CachedCommandRunner(CliRunner):
+    """typer's runner rebuilds the whole click command tree on every invoke (~80 ms, most of it
+    signature introspection); the robustness suite invokes thousands of commands, so each app's
+    tree is built once and click's own runner invokes it."""
+
+    def invoke(self, app, args=None, **kwargs):
+        return click.testing.CliRunner.invoke(self, _command(app), args, **kwargs)
+
+
+@functools.cache
+def _command(typer_app):
+    return typer.main.get_command(typer_app)
+
+
+runner = CachedCommandRunner()
 
 
 def run(*args):
