@@ -202,7 +202,8 @@ def slice_model(
         source: the model to cut (any format `convert_model` reads).
         destination: where to write the sub-model; the format follows `to`, else the suffix.
         outputs: layers whose outputs become the sub-model's outputs, in order: `NAME`,
-            `NAME:NODE` of a shared layer, or `OUTER/INNER` inside a nested model.
+            `NAME:NODE` of a shared layer, or `OUTER/INNER` inside a nested model; empty with
+            `inputs` given keeps the model's own outputs (the head of the model).
         inputs: layers whose outputs become new inputs (the model's own inputs when None).
         to: the destination format, as for `convert_model`.
         custom_objects: module path, `.py` file or {name: class} of custom layers.
