@@ -210,16 +210,15 @@ def verify_command(
         raise typer.Exit(EXIT_VERIFY_FAILED)
 
 
-def _register_optional_commands() -> None:
-    """Commands of other packages (serving) plug in here when they are present."""
-    try:
-        from serving.cli import register
-    except ImportError:
-        return
+def _register_serving_commands() -> None:
+    """`bundle`, `serve` and `predict` are declared with the serving package, which ships in the
+    same distribution: a broken import there must fail loudly, not silently drop three commands."""
+    from serving.cli import register
+
     register(app)
 
 
-_register_optional_commands()
+_register_serving_commands()
 
 
 def main() -> None:
