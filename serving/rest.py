@@ -26,7 +26,7 @@ from google.protobuf import json_format
 
 from serving import rest_examples, rest_json, tensors
 from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
-from serving.servable import RpcFailure
+from serving.rpc import RpcFailure
 
 log = logging.getLogger("kexport.serving")
 

@@ -12,7 +12,8 @@ import json
 
 import numpy as np
 
-from serving.rest_json import float_token, invalid, is_b64, json_type, short, string_value
+from serving.rest_json import float_token, is_b64, json_type, short, string_value
+from serving.rpc import invalid
 
 
 def examples_from_json(doc: dict, input_message) -> None:

@@ -19,15 +19,10 @@ import numpy as np
 
 from serving import tensors
 from serving.protos import types_pb2
-from serving.servable import RpcFailure
+from serving.rpc import RpcFailure, invalid
 
 _FLOATS = (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_HALF, types_pb2.DT_BFLOAT16)
 _FLOAT32_MAX_INT = (1 << 24) - 1  # larger integers do not survive a float32 (TF Serving refuses)
-
-
-def invalid(message: str) -> RpcFailure:
-    """An INVALID_ARGUMENT failure, the code of every malformed JSON request."""
-    return RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 def parse_body(body: bytes) -> dict:
