@@ -93,7 +93,7 @@ OUTCOMES = ("loaded", "repaired", "via tf-keras only", "signature only", "refuse
 
 def _convert(artifact: Artifact, destination: Path):
     from exporter.convert import convert
-    from exporter.loaded import LoadOptions
+    from exporter.model_types import LoadOptions
 
     case = artifact.case
     return convert(artifact.path, destination, options=LoadOptions(weights=artifact.weights),

@@ -20,7 +20,7 @@ exit code:
   `DestinationExistsError` and `MissingDependencyError`.
 - `VerificationError` (1): two models computed different outputs; `.report` holds the report.
 - `UnsafeArtifactError` (3): the artifact carries code and `unsafe=True` was not given.
-- `ServingError` (4): a serving or RPC failure.
+- `serving.errors.ServingError` (4): a serving or RPC failure, raised by the `serving` package.
 
 Importing this package is cheap (no TensorFlow): the names above are loaded on first use, and
 the heavy modules are imported by the functions that need them, so `kexport --help` and
@@ -54,7 +54,6 @@ _LAZY = {
     "MissingDependencyError": "exporter.errors",
     "UnsafeArtifactError": "exporter.errors",
     "VerificationError": "exporter.errors",
-    "ServingError": "exporter.errors",
 }
 
 __all__ = [  # the lazy names, spelled out for linters and star-imports
@@ -66,7 +65,6 @@ __all__ = [  # the lazy names, spelled out for linters and star-imports
     "KexportError",
     "MissingDependencyError",
     "OutputComparison",
-    "ServingError",
     "SliceResult",
     "UnknownLayerError",
     "UnsafeArtifactError",
@@ -89,7 +87,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         IncompatibleWeightsError,
         KexportError,
         MissingDependencyError,
-        ServingError,
         UnknownLayerError,
         UnsafeArtifactError,
         VerificationError,

@@ -19,7 +19,7 @@ from exporter.verify import DEFAULT_ATOL, DEFAULT_RTOL  # numpy only, no TensorF
 
 if TYPE_CHECKING:
     from exporter.convert import ConvertResult
-    from exporter.loaded import LoadOptions
+    from exporter.model_types import LoadOptions
     from exporter.slicing import SliceResult
     from exporter.verify import VerificationReport
 
@@ -45,7 +45,7 @@ def load_options(
 ) -> LoadOptions:
     """Build the `LoadOptions` the library reads artifacts with (see `convert_model`)."""
     from exporter.custom import load_custom_objects
-    from exporter.loaded import LoadOptions
+    from exporter.model_types import LoadOptions
 
     if isinstance(custom_objects, Mapping):
         custom = dict(custom_objects)

@@ -6,7 +6,7 @@ with the module each class came from where the file records it (Keras 3 configs 
 
 from __future__ import annotations
 
-from exporter.errors import UnknownLayerError, closest
+from exporter.errors import UnknownLayerError, closest_names
 from exporter.legacy.keras1 import CLASS_RENAMES, MERGE_MODES
 from exporter.legacy.translate import MODEL_CLASSES, is_keras2_config, layer_objects
 
@@ -50,6 +50,6 @@ def check_layer_classes(config: dict, custom_objects: dict) -> None:
 
 
 def _describe(name: str, module: str | None, known: set[str]) -> str:
-    matches = closest(name, known)
+    matches = closest_names(name, known)
     guess = f"; did you mean {', '.join(matches)}?" if matches else ""
     return f"{name} (module {module or 'not recorded'}{guess})"

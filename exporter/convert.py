@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporter.artifact_config import read_config
 from exporter.classes import check_layer_classes
-from exporter.configs import read_config
 from exporter.errors import BadInputError, FormatError, VerificationError
 from exporter.formats import (
     FORMATS,
@@ -24,7 +24,7 @@ from exporter.formats import (
     format_module,
 )
 from exporter.formats.failures import loader_errors, reload_errors, writer_errors
-from exporter.loaded import LoadedModel, LoadOptions, SaveOptions
+from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
 from exporter.publish import check_destinations, publish, staging_folder
 from exporter.routes import load_requirements, route_reason, write_native_savedmodel
 from exporter.safety import check_safe
@@ -86,7 +86,7 @@ def save_model(model, path: Path, fmt: str, config_only: bool = False,
 def output_paths(destination: Path, fmt: str, config_only: bool) -> list[Path]:
     """Every path a save will create: config formats add `<stem>.weights.h5` beside them."""
     if fmt in ("json", "yaml") and not config_only:
-        from exporter.formats.config import weights_sibling
+        from exporter.formats.architecture import weights_sibling
 
         return [destination, weights_sibling(destination)]
     return [destination]
@@ -180,7 +180,7 @@ def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool,
         if config_only:  # the architecture alone: give it the source's weights to compare
             model.set_weights(source.model.get_weights())
         else:
-            from exporter.formats.config import weights_sibling
+            from exporter.formats.architecture import weights_sibling
 
             model.load_weights(str(weights_sibling(path)))
     return loaded_keras3(model, fmt, path, None)

@@ -64,12 +64,6 @@ class VerificationError(KexportError):
         self.report = report
 
 
-class ServingError(KexportError):
-    """A serving or RPC failure: unreachable server, NOT_FOUND, bad request (exit 4)."""
-
-    exit_code = EXIT_SERVING
-
-
 class MissingDependencyError(BadInputError):
     """The command needs an optional dependency this install lacks (exit 2)."""
 
@@ -92,12 +86,12 @@ def missing_dependency(error: ModuleNotFoundError) -> MissingDependencyError | N
     )
 
 
-def closest(word: str, choices: Iterable[str], limit: int = 3) -> list[str]:
+def closest_names(word: str, choices: Iterable[str], limit: int = 3) -> list[str]:
     """The choices that look most like `word` (typos, case), best first."""
     return difflib.get_close_matches(word, list(choices), n=limit, cutoff=0.6)
 
 
-def close_matches(word: str, choices: Iterable[str], limit: int = 3) -> str:
+def did_you_mean(word: str, choices: Iterable[str], limit: int = 3) -> str:
     """Return ' Did you mean: a, b?' for the closest choices, or '' when none is close."""
-    matches = closest(word, choices, limit)
+    matches = closest_names(word, choices, limit)
     return f" Did you mean: {', '.join(matches)}?" if matches else ""

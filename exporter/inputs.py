@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.errors import BadInputError, close_matches
-from exporter.loaded import Tensors, TensorSpec
+from exporter.errors import BadInputError, did_you_mean
+from exporter.model_types import Tensors, TensorSpec
 from exporter.shapes import (
     call_probe,
     choose_sizes,
@@ -136,7 +136,7 @@ def _templates(specs: list[TensorSpec], given: dict) -> dict[str, tuple]:
         if name is not None and name not in names:
             raise BadInputError(
                 f"--input-shape names input '{name}', which the model does not have "
-                f"(inputs: {', '.join(names)}).{close_matches(name, names)}")
+                f"(inputs: {', '.join(names)}).{did_you_mean(name, names)}")
     templates = {}
     for spec in specs:
         wanted = given.get(spec.name, given.get(None) if len(specs) == 1 else None)
@@ -283,7 +283,7 @@ def read_inputs(path: Path, specs: list[TensorSpec]) -> Tensors:
 def embedding_inputs(model) -> dict[str, tuple[str, int]]:
     """Input name -> (Embedding layer, vocabulary size) for inputs that feed an Embedding
     directly or through nested models: their values must be token ids, not random floats."""
-    from exporter.kmodel import input_specs, model_inputs
+    from exporter.model_tensors import input_specs, model_inputs
 
     found = {}
     for spec, tensor in zip(input_specs(model), model_inputs(model)):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from exporter.artifact_config import hdf5_errors
 from exporter.config_shapes import fill_output_shapes, recorded_shapes
-from exporter.configs import hdf5_errors
 from exporter.formats import Detected
 
 NON_TRAINABLE_MARKERS = ("moving_mean", "moving_variance", "moving_var", "running_")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.errors import BadInputError, UnknownLayerError, close_matches
+from exporter.errors import BadInputError, UnknownLayerError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def resolve(model, spec: str) -> Address:
         if layer is None:
             raise UnknownLayerError(
                 f"layer '{'/'.join(walked + [name])}' not found in model '{model.name}'."
-                + close_matches(spec, addressable_names(model)),
+                + did_you_mean(spec, addressable_names(model)),
                 hint="List the layer names with `kexport inspect MODEL`.",
             )
         steps.append(Step(layer, _pick_node(scope, layer, node_text, "/".join(walked + [name]))))

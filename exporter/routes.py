@@ -13,9 +13,9 @@ import json
 import re
 from pathlib import Path
 
-from exporter.configs import read_config
+from exporter.artifact_config import read_config
 from exporter.formats import Detected
-from exporter.loaded import LoadedModel
+from exporter.model_types import LoadedModel
 
 KEXPORT_NAMES = re.compile(r"kexport>\w+")
 

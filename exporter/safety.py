@@ -2,7 +2,7 @@
 
 Keras 3 refuses Lambda bytecode only in safe mode and only for its own loaders; tf-keras applies
 `safe_mode` to `.keras` files alone, so its HDF5 and SavedModel loaders would run marshalled
-Python unchecked. The scan reads configs as data (see configs.py) and refuses code up front.
+Python unchecked. The scan reads configs as data (see artifact_config.py) and refuses code up front.
 """
 
 from __future__ import annotations

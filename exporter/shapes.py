@@ -112,7 +112,7 @@ def rejection(probe: Probe, shapes: dict[str, tuple]) -> str:
 
 def model_probe(model, dtypes: dict[str, str]) -> Probe:
     """Symbolic shape inference through a Keras 3 or tf-keras model (no computation)."""
-    from exporter.kmodel import input_specs
+    from exporter.model_tensors import input_specs
 
     order = [spec.name for spec in input_specs(model)]  # the model's order, not the caller's
     if type(model).__module__.startswith("tf_keras"):

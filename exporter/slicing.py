@@ -26,7 +26,6 @@ from exporter.errors import BadInputError, KexportError, UnknownLayerError, Veri
 from exporter.formats import check_format_name, format_for_destination
 from exporter.formats.failures import first_line
 from exporter.formats.keras_v3 import loaded_keras3
-from exporter.kmodel import input_specs, output_specs
 from exporter.layer_paths import (
     Address,
     graph_of,
@@ -35,7 +34,8 @@ from exporter.layer_paths import (
     producer_node,
     resolve,
 )
-from exporter.loaded import LoadOptions, Tensors
+from exporter.model_tensors import input_specs, output_specs
+from exporter.model_types import LoadOptions, Tensors
 from exporter.publish import check_destinations
 from exporter.verify import (
     DEFAULT_ATOL,

@@ -20,7 +20,7 @@ from exporter.inputs import (
     plan_from_file,
     plan_inputs,
 )
-from exporter.loaded import LoadedModel, Tensors, TensorSpec
+from exporter.model_types import LoadedModel, Tensors, TensorSpec
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
@@ -144,7 +144,7 @@ def _compare_one(name, ref, cand, atol, rtol) -> OutputComparison:
 def architecture(loaded: LoadedModel, specs: list[TensorSpec]):
     """The Keras model (Keras 3, else the tf-keras reference) whose inputs are `specs`, to plan
     verification inputs from; None when there is none (a SavedModel signature)."""
-    from exporter.kmodel import input_specs
+    from exporter.model_tensors import input_specs
 
     wanted = sorted((spec.name, spec.dtype) for spec in specs)
     for model in (loaded.model, getattr(loaded.reference, "model", None)):

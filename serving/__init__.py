@@ -9,8 +9,8 @@ The Python API:
 - `serve(path, port=..., rest_port=...)`: serve a bundle until SIGTERM; `start_server` returns
   a `RunningServer` instead (for notebooks and tests); settings are `ServeOptions` fields.
 
-Failures are `exporter.errors.KexportError` subclasses, `ServingError` (exit code 4) for RPC
-and serving failures. Importing this package is cheap: the names are loaded on first use.
+Failures are `exporter.errors.KexportError` subclasses, `serving.errors.ServingError` (exit
+code 4) for RPC and serving failures. Importing this package is cheap: the names are loaded on first use.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _LAZY = {
     "start_server": "serving.server",
     "RunningServer": "serving.server",
     "ServeOptions": "serving.options",
+    "ServingError": "serving.errors",
 }
 
 __all__ = [  # the lazy names, spelled out for linters and star-imports
@@ -38,6 +39,7 @@ __all__ = [  # the lazy names, spelled out for linters and star-imports
     "Prediction",
     "RunningServer",
     "ServeOptions",
+    "ServingError",
     "build_bundle",
     "check_bundle",
     "serve",
@@ -48,6 +50,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from serving.api import build_bundle, check_bundle
     from serving.bundle import ModelSource
     from serving.client import PredictClient, Prediction
+    from serving.errors import ServingError
     from serving.options import ServeOptions
     from serving.server import RunningServer, serve, start_server
 

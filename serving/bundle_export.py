@@ -10,7 +10,7 @@ from exporter.errors import BadInputError, VerificationError
 from exporter.formats import detect
 from exporter.formats.savedmodel import load_signature
 from exporter.inputs import makeable
-from exporter.loaded import LoadOptions
+from exporter.model_types import LoadOptions
 from exporter.routes import write_native_savedmodel
 from exporter.verify import plan_for, verify_loaded
 from serving.bundle_files import source_sha256

@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING
 import grpc
 import numpy as np
 
-from exporter.errors import BadInputError, ServingError, close_matches
+from exporter.errors import BadInputError, did_you_mean
 from serving import tensors
 from serving.client_examples import ExampleMethods, ExampleResults
+from serving.errors import ServingError
 from serving.protos import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -158,7 +159,7 @@ class PredictClient(ExampleMethods):
             raise ServingError(f"Model '{model}' has no signature \"{name}\" (FAILED_PRECONDITION: "
                                f'Serving signature key "{name}" not found.).',
                                hint=f"Its signatures: {', '.join(sorted(found)) or 'none'}."
-                               f"{close_matches(name, found)}")
+                               f"{did_you_mean(name, found)}")
         return found[name]
 
     def status(self, model: str, *, version: int | None = None,
@@ -315,7 +316,7 @@ def _named_inputs(spec: Signature, inputs) -> dict:
     for name in inputs:
         if name not in spec.inputs:
             raise BadInputError(f"Signature '{spec.name}' has no input '{name}'; its inputs are "
-                                f"{', '.join(sorted(spec.inputs))}.{close_matches(name, spec.inputs)}")
+                                f"{', '.join(sorted(spec.inputs))}.{did_you_mean(name, spec.inputs)}")
     missing = sorted(set(spec.inputs) - set(inputs) - spec.defaults)
     if missing:
         raise BadInputError(f"Missing input(s) {', '.join(missing)} for signature '{spec.name}'.")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.errors import BadInputError, close_matches
+from exporter.errors import BadInputError, did_you_mean
 from serving.tensors import dtype_name
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -246,7 +246,7 @@ def _check_name(signature, name: str, source: str | None = None) -> None:
         expected = ", ".join(f"{n} ({dtype_name(s.dtype)})" for n, s in sorted(
             signature.inputs.items()))
         raise BadInputError(f"Signature '{signature.name}' has no input '{name}'{where}; its inputs "
-                            f"are {expected}.{close_matches(name, signature.inputs)}")
+                            f"are {expected}.{did_you_mean(name, signature.inputs)}")
 
 
 def _spec(signature, name: str):

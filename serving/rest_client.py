@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 from google.protobuf import json_format
 
-from exporter.errors import BadInputError, ServingError
+from exporter.errors import BadInputError
 from serving import tensors
 from serving.client import (
     DEFAULT_SIGNATURE,
@@ -29,6 +29,7 @@ from serving.client import (
     VersionStatus,
     _named_inputs,
 )
+from serving.errors import ServingError
 from serving.protos import get_model_metadata_pb2, status_pb2, types_pb2
 from serving.signatures import Signature, signatures_from_metadata
 

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import grpc
 
-from exporter.errors import BadInputError, ServingError
+from exporter.errors import BadInputError
 from serving import memory
+from serving.errors import ServingError
 from serving.manager import ModelManager
 from serving.options import ServeOptions
 from serving.reload import ConfigWatcher, config_reloader

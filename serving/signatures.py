@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.errors import ServingError
 from serving import tensors
+from serving.errors import ServingError
 from serving.protos import get_model_metadata_pb2
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from exporter.errors import BadInputError
 from exporter.inputs import InputPlan, read_inputs
-from exporter.loaded import TensorSpec
+from exporter.model_types import TensorSpec
 from exporter.verify import make_inputs, rename_inputs
 
 MAX_WARMUP_RECORDS = 1000

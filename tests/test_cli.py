@@ -141,7 +141,7 @@ def test_weights_by_name_reports_received_and_kept(k2_files, keras3, tmp_path):
                                L.Dense(4, name="probs"), L.Dense(2, name="new_head")])
     (tmp_path / "transfer.json").write_text(model.to_json())
     from exporter.convert import load_model
-    from exporter.loaded import LoadOptions
+    from exporter.model_types import LoadOptions
 
     options = LoadOptions(architecture=tmp_path / "transfer.json", by_name=True, skip_mismatch=True)
     loaded = load_model(k2_files["sequential"]["weights"], options)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from exporter.convert import convert, load_model
-from exporter.loaded import LoadOptions
+from exporter.model_types import LoadOptions
 from exporter.verify import make_inputs
 
 TARGETS = {

@@ -164,9 +164,9 @@ def test_stale_staging_of_a_live_process_is_left_alone(sources, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["keras", "json"])
 def test_disk_full_is_one_line_and_publishes_nothing(fmt, sources, tmp_path, monkeypatch):
-    from exporter.formats import config, keras_v3
+    from exporter.formats import architecture, keras_v3
 
-    module = keras_v3 if fmt == "keras" else config
+    module = keras_v3 if fmt == "keras" else architecture
     real_save = module.save
 
     def full_disk(model, path, options):

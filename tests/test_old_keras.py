@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from exporter.convert import convert, load_model
-from exporter.loaded import LoadOptions
+from exporter.model_types import LoadOptions
 from tests import old_writers
 from tests.cli_helpers import one_error_line, run
 

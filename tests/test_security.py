@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from exporter.configs import dump_yaml
+from exporter.artifact_config import dump_yaml
 from tests.cli_helpers import one_error_line, run
 
 

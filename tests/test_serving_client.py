@@ -15,9 +15,9 @@ import grpc
 import numpy as np
 import pytest
 
-from exporter.errors import ServingError
 from serving.client import PredictClient
 from serving.client_cli import main, run_predict
+from serving.errors import ServingError
 from serving.server import start_server
 from tests.cli_helpers import run_script_without_tensorflow
 from tests.conftest import SHARED_FIXTURES

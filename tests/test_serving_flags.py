@@ -186,7 +186,7 @@ def test_ssl_config_file_serves_tls(tmp_path):
 
 
 def test_unusable_socket_path_fails_start_up(tmp_path):
-    from exporter.errors import ServingError
+    from serving.errors import ServingError
     from serving.server import start_server
 
     with pytest.raises(ServingError, match="Cannot listen on unix:.*--grpc_socket_path"):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporter.errors import ServingError
 from serving.client import PredictClient
+from serving.errors import ServingError
 from serving.server import serve, start_server
 from tests.conftest import SHARED_FIXTURES
 

@@ -11,8 +11,8 @@ import grpc
 import numpy as np
 import pytest
 
-from exporter.errors import ServingError
 from serving.client import PredictClient
+from serving.errors import ServingError
 from serving.server import start_server
 from tests.conftest import SHARED_FIXTURES
 from tests.test_serving_lifecycle import wait_for

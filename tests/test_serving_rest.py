@@ -15,8 +15,8 @@ import grpc
 import numpy as np
 import pytest
 
-from exporter.errors import ServingError
 from serving.client import PredictClient
+from serving.errors import ServingError
 from serving.protos import predict_pb2
 from serving.rest_client import RestPredictClient
 from serving.server import start_server

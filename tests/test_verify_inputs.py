@@ -10,8 +10,8 @@ import pytest
 
 from exporter.errors import BadInputError
 from exporter.inputs import parse_input_shapes, plan_inputs
-from exporter.kmodel import input_specs
-from exporter.loaded import TensorSpec
+from exporter.model_tensors import input_specs
+from exporter.model_types import TensorSpec
 from exporter.verify import make_inputs, pair_names
 from tests.cli_helpers import one_error_line, run
 

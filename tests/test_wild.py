@@ -17,7 +17,7 @@ import pytest
 
 from exporter.convert import convert
 from exporter.errors import KexportError
-from exporter.loaded import LoadOptions
+from exporter.model_types import LoadOptions
 from tests.cli_helpers import one_error_line, run
 from tests.conftest import shared_fixture
 from tests.wild_corpus import CASES, WILD, WildCase, mismatches, reference_arrays

@@ -40,8 +40,8 @@ FORMATS: dict[str, FormatSpec] = {
         FormatSpec("h5", "h5", True, True, "legacy full-model HDF5 (model.save('x.h5'))"),
         FormatSpec("keras", "keras_v3", True, True, "Keras 3 zip archive (.keras)"),
         FormatSpec("savedmodel", "savedmodel", True, True, "TensorFlow SavedModel directory"),
-        FormatSpec("json", "config", True, False, "architecture as JSON (model.to_json())"),
-        FormatSpec("yaml", "config", True, False, "architecture as YAML (same structure as JSON)"),
+        FormatSpec("json", "architecture", True, False, "architecture as JSON (model.to_json())"),
+        FormatSpec("yaml", "architecture", True, False, "architecture as YAML (same structure as JSON)"),
         FormatSpec("weights", "weights", False, True, "weights only (.weights.h5 or Keras 2 .h5)"),
         FormatSpec("tflite", "tflite", True, True, "TensorFlow Lite flatbuffer (.tflite), "
                    "converted from the SavedModel; save only", source=False),
@@ -68,7 +68,7 @@ class Detected:
         SavedModels), read and checked once: the safety scan, the class check and the loader
         all ask for it."""
         if self._config is None:
-            from exporter.configs import read_config
+            from exporter.artifact_config import read_config
 
             config = read_config(self)
             self._config = _NO_CONFIG if config is None else config

@@ -12,7 +12,7 @@ from exporter.errors import (
     IncompatibleWeightsError,
     KexportError,
     UnknownLayerError,
-    close_matches,
+    did_you_mean,
 )
 
 _UNKNOWN_CLASS = (
@@ -48,7 +48,7 @@ def describe_load_error(error: Exception, path: Path) -> KexportError:
         if match:
             name = match.group(1)
             return UnknownLayerError(
-                f"{path}: unknown layer class '{name}'.{close_matches(name, known_layer_names())}",
+                f"{path}: unknown layer class '{name}'.{did_you_mean(name, known_layer_names())}",
                 hint="If it is a custom layer, pass --custom-objects MODULE or FILE.py "
                 "that defines it.",
             )

@@ -7,7 +7,7 @@ from pathlib import Path
 from exporter.formats import Detected
 from exporter.formats.keras_v3 import load_keras3_file
 from exporter.legacy.translate import is_keras2_config
-from exporter.loaded import LoadedModel, LoadOptions
+from exporter.model_types import LoadedModel, LoadOptions
 from exporter.runtime import quiet_stdout
 
 

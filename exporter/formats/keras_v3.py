@@ -6,8 +6,8 @@ from pathlib import Path
 
 from exporter.formats import Detected
 from exporter.formats.failures import loader_errors
-from exporter.kmodel import input_specs, model_runner, output_specs
-from exporter.loaded import LoadedModel, LoadOptions
+from exporter.model_tensors import input_specs, model_runner, output_specs
+from exporter.model_types import LoadedModel, LoadOptions
 from exporter.runtime import keras_module, quiet_stdout
 
 

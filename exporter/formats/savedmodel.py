@@ -17,8 +17,8 @@ import numpy as np
 from exporter.errors import BadInputError, FormatError
 from exporter.formats import Detected
 from exporter.formats.failures import loader_errors
-from exporter.kmodel import input_specs, output_specs
-from exporter.loaded import LoadedModel, LoadOptions, TensorSpec
+from exporter.model_tensors import input_specs, output_specs
+from exporter.model_types import LoadedModel, LoadOptions, TensorSpec
 from exporter.runtime import keras_module, quiet_stdout, tf_module
 
 SERVING_KEY = "serving_default"

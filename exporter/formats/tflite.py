@@ -18,7 +18,7 @@ import numpy as np
 
 from exporter.errors import FormatError
 from exporter.formats import Detected
-from exporter.loaded import LoadedModel, LoadOptions, TensorSpec
+from exporter.model_types import LoadedModel, LoadOptions, TensorSpec
 from exporter.runtime import quiet_stdout, tf_module
 
 DEFAULT_SIGNATURE = "serving_default"

@@ -17,7 +17,7 @@ from exporter.classes import check_layer_classes
 from exporter.errors import BadInputError, IncompatibleWeightsError
 from exporter.formats import Detected, detect
 from exporter.formats.failures import loader_errors
-from exporter.loaded import LoadedModel, LoadOptions, SaveOptions
+from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
 from exporter.runtime import quiet_stdout
 from exporter.safety import check_safe
 
@@ -36,7 +36,7 @@ def load(detected: Detected, options: LoadOptions) -> LoadedModel:
         )
     check_safe(architecture, options.unsafe)
     check_layer_classes(architecture.config(), options.custom_objects)
-    from exporter.formats.config import build_with_weights
+    from exporter.formats.architecture import build_with_weights
 
     loaded = build_with_weights(
         architecture.config(), detected.path, "weights", options, detected.path

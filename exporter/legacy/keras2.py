@@ -16,10 +16,10 @@ from pathlib import Path
 
 from exporter.errors import BadInputError, IncompatibleWeightsError, KexportError
 from exporter.formats.failures import describe_load_error, loader_errors
-from exporter.kmodel import input_specs, model_runner, output_specs
 from exporter.legacy.keras1 import needs_pretranslation, pretranslate
 from exporter.legacy.translate import drop_unrecognized, translate_config
-from exporter.loaded import LoadedModel, LoadOptions
+from exporter.model_tensors import input_specs, model_runner, output_specs
+from exporter.model_types import LoadedModel, LoadOptions
 from exporter.runtime import keras_module, quiet_stdout, tf_keras_module
 
 MAX_REPAIRS = 100

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from exporter.formats import Detected
 from exporter.formats.failures import loader_errors
-from exporter.loaded import LoadedModel, LoadOptions
+from exporter.model_types import LoadedModel, LoadOptions
 from exporter.runtime import quiet_stdout, tf_keras_module
 
 WEIGHTS_MEMBER = "model.weights.h5"

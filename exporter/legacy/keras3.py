@@ -14,7 +14,7 @@ from pathlib import Path
 
 from exporter.formats.failures import loader_errors
 from exporter.legacy.graph import MODEL_CLASSES
-from exporter.loaded import LoadedModel, LoadOptions
+from exporter.model_types import LoadedModel, LoadOptions
 from exporter.runtime import keras_module, quiet_stdout
 
 MERGE_CLASSES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",

@@ -1,7 +1,7 @@
 """JSON and YAML architectures, with the weights in a `<stem>.weights.h5` file beside them.
 
 The YAML document holds the same structure as `to_json()`, written with the safe dumper and read
-with a safe loader that also accepts old Keras's `!!python/tuple` tags (configs.py).
+with a safe loader that also accepts old Keras's `!!python/tuple` tags (artifact_config.py).
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from exporter.configs import dump_yaml
+from exporter.artifact_config import dump_yaml
 from exporter.formats import Detected
 from exporter.formats.failures import loader_errors
 from exporter.formats.keras_v3 import loaded_keras3
 from exporter.legacy.translate import is_keras2_config
-from exporter.loaded import LoadedModel, LoadOptions, SaveOptions
+from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
 from exporter.runtime import keras_module, quiet_stdout
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from exporter.errors import BadInputError
-from exporter.loaded import Tensors, TensorSpec
+from exporter.model_types import Tensors, TensorSpec
 
 
 def _dtype_name(dtype) -> str:
