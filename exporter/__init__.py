@@ -42,7 +42,7 @@ _LAZY = {
     "slice_model": "exporter.api",
     "verify_models": "exporter.api",
     "ConvertResult": "exporter.convert",
-    "SliceResult": "exporter.slicing",
+    "SliceResult": "exporter.slice_artifact",
     "VerificationReport": "exporter.verify",
     "OutputComparison": "exporter.verify",
     "KexportError": "exporter.errors",
@@ -91,7 +91,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         UnsafeArtifactError,
         VerificationError,
     )
-    from exporter.slicing import SliceResult
+    from exporter.slice_artifact import SliceResult
     from exporter.verify import OutputComparison, VerificationReport
 
 

@@ -20,7 +20,7 @@ from exporter.verify import DEFAULT_ATOL, DEFAULT_RTOL  # numpy only, no TensorF
 if TYPE_CHECKING:
     from exporter.convert import ConvertResult
     from exporter.model_types import LoadOptions
-    from exporter.slicing import SliceResult
+    from exporter.slice_artifact import SliceResult
     from exporter.verify import VerificationReport
 
 PathLike = str | Path
@@ -224,7 +224,7 @@ def slice_model(
         VerificationError: the written sub-model differs (nothing is published).
         KexportError: any other bad input or impossible request.
     """
-    from exporter.slicing import slice_artifact
+    from exporter.slice_artifact import slice_artifact
 
     return slice_artifact(
         Path(source), Path(destination), list(outputs), list(inputs or []), to,
@@ -268,7 +268,7 @@ def verify_models(
     Raises:
         KexportError: either model cannot be read, or the inputs do not fit it.
     """
-    from exporter.convert import verify_artifacts
+    from exporter.verify import verify_artifacts
 
     options = load_options(None, weights, architecture, custom_objects, unsafe)
     return verify_artifacts(

@@ -127,7 +127,7 @@ def convert_command(
 ):
     """Convert a model to another format, verified against the source, published atomically."""
     from exporter.api import convert_model
-    from exporter.inputs import parse_input_shapes
+    from exporter.input_shapes import parse_input_shapes
 
     result = convert_model(
         source, destination, to=to, source_format=source_format, weights=weights,
@@ -162,7 +162,7 @@ def slice_command(
 ):
     """Cut a sub-model out at named layers, verified against the source, published atomically."""
     from exporter.api import slice_model
-    from exporter.inputs import parse_input_shapes
+    from exporter.input_shapes import parse_input_shapes
 
     result = slice_model(
         source, destination, list(output or []), list(input_ or []), to=to,
@@ -193,7 +193,7 @@ def verify_command(
     """Check that two artifacts compute the same outputs on the same inputs (exit 1 if not)."""
     from exporter.api import verify_models
     from exporter.errors import EXIT_VERIFY_FAILED
-    from exporter.inputs import parse_input_shapes
+    from exporter.input_shapes import parse_input_shapes
 
     report = verify_models(
         first, second, weights=weights, architecture=architecture,

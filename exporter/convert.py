@@ -3,6 +3,8 @@
 `convert` stages the output beside the destination, re-loads it the way a user would
 (`keras.models.load_model`, the SavedModel's `serving_default`, `model_from_json` +
 `load_weights`), verifies it against what the source computes, and only then publishes it.
+Reading and writing one artifact is exporter.model_io's job; slicing publishes through
+`stage_verify_publish` too.
 """
 
 from __future__ import annotations
@@ -13,83 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.artifact_config import read_config
-from exporter.classes import check_layer_classes
-from exporter.errors import BadInputError, FormatError, VerificationError
-from exporter.formats import (
-    FORMATS,
-    Detected,
-    check_format_name,
-    detect,
-    format_for_destination,
-    format_module,
-)
-from exporter.formats.failures import loader_errors, reload_errors, writer_errors
-from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
+from exporter.errors import FormatError, VerificationError
+from exporter.formats import FORMATS, Detected, check_format_name, format_for_destination
+from exporter.formats.failures import reload_errors
+from exporter.model_io import load_model, output_paths, save_model
+from exporter.model_types import LoadedModel, LoadOptions
 from exporter.publish import check_destinations, publish, staging_folder
 from exporter.routes import load_requirements, route_reason, write_native_savedmodel
-from exporter.safety import check_safe
 from exporter.verify import DEFAULT_ATOL, DEFAULT_RTOL, VerificationReport, verify_loaded
 
 
 def _silent(message: str) -> None:
     """The default progress callback: library calls report nothing unless asked."""
-
-
-def detect_source(path: Path, source_format: str | None = None) -> Detected:
-    """Detect what `path` holds; `source_format` (--from) overrides the detected format."""
-    detected = detect(path)
-    if source_format:
-        detected.format = check_format_name(source_format)
-    return detected
-
-
-def load_model(path: Path, options: LoadOptions | None = None) -> LoadedModel:
-    """Read any supported artifact into a Keras 3 model, after the safety scan.
-
-    Args:
-        path: a model file or SavedModel folder.
-        options: companion files (--weights, --architecture), custom objects, --unsafe.
-
-    Returns:
-        The loaded model with a `reference` that computes what the source computes.
-    """
-    options = options or LoadOptions()
-    detected = detect_source(Path(path), options.source_format)
-    check_safe(detected, options.unsafe)
-    if detected.format in ("h5", "keras", "json", "yaml"):
-        check_layer_classes(detected.config(), options.custom_objects)
-    with loader_errors(detected.path):  # whatever a loader raises becomes one kexport error
-        loaded = format_module(detected.format).load(detected, options)
-    loaded.custom_objects = dict(options.custom_objects)
-    return loaded
-
-
-def save_model(model, path: Path, fmt: str, config_only: bool = False,
-               keras_compat: int | None = None, notes: list[str] | None = None) -> list[Path]:
-    """Write `model` to `path` in format `fmt` (not atomic: `convert` stages and verifies).
-
-    `keras_compat=2` (h5 only) writes a file tf-keras loads; what the writer had to change is
-    appended to `notes`.
-    """
-    if keras_compat not in (None, 2, 3):
-        raise BadInputError(f"--keras-compat must be 2 or 3; got {keras_compat}.")
-    if keras_compat == 2 and fmt != "h5":
-        raise BadInputError("--keras-compat 2 applies to --to h5, the one format Keras 2 and 3 share.")
-    options = SaveOptions(fmt, config_only, None if keras_compat == 3 else keras_compat)
-    with writer_errors(fmt, Path(path)):
-        written = format_module(fmt).save(model, Path(path), options)
-    if notes is not None:
-        notes.extend(options.notes)
-    return written
-
-
-def output_paths(destination: Path, fmt: str, config_only: bool) -> list[Path]:
-    """Every path a save will create: config formats add `<stem>.weights.h5` beside them."""
-    if fmt in ("json", "yaml") and not config_only:
-        from exporter.formats.architecture import weights_sibling
-
-        return [destination, weights_sibling(destination)]
-    return [destination]
 
 
 @dataclass
@@ -287,20 +224,3 @@ def convert(
         route_reason=route_reason(source),
         load_requires=load_requirements(published[0], fmt, source.custom_objects),
     )
-
-
-def verify_artifacts(
-    first: Path,
-    second: Path,
-    options: LoadOptions | None = None,
-    second_options: LoadOptions | None = None,
-    inputs_file: Path | None = None,
-    atol: float = DEFAULT_ATOL,
-    rtol: float = DEFAULT_RTOL,
-    input_shapes: dict | None = None,
-) -> VerificationReport:
-    """Compare what two artifacts compute on the same inputs (`first` is the reference)."""
-    reference = load_model(Path(first), options)
-    candidate = load_model(Path(second), second_options or options)
-    return verify_loaded(reference, candidate, inputs_file, atol, rtol,
-                         input_shapes=input_shapes)

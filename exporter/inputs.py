@@ -1,7 +1,7 @@
 """Verification inputs a model accepts: the shape and values each input gets, and why.
 
-Shapes, first that applies: `--inputs FILE.npz` (arrays as given); `--input-shape NAME=D1,D2,...`;
-the model's known dimensions; for unknown ones, the smallest sizes every layer accepts, found by
+Shapes, first that applies: `--inputs FILE.npz` (arrays as given); `--input-shape NAME=D1,D2,...`
+(parsed and fitted to the inputs by exporter.input_shapes); the model's known dimensions; for unknown ones, the smallest sizes every layer accepts, found by
 shape inference (exporter.shapes). Values follow the input's kind: token ids below the vocabulary
 for an input that feeds an Embedding (whatever the Input's dtype), integers and booleans for those
 dtypes, else normal floats. Values are seeded: two runs feed the same numbers.
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.errors import BadInputError, did_you_mean
+from exporter.errors import BadInputError
+from exporter.input_shapes import shape_templates
 from exporter.model_types import Tensors, TensorSpec
 from exporter.shapes import (
     call_probe,
@@ -85,68 +86,6 @@ def _values(rng: np.random.Generator, choice: InputChoice) -> np.ndarray:
     return rng.standard_normal(choice.shape).astype(dtype)
 
 
-def parse_input_shapes(texts: list[str] | None) -> dict[str | None, tuple[int, ...]]:
-    """Parse repeated `--input-shape NAME=D1,D2,...` (`D1,D2,...` alone for a lone input)."""
-    shapes: dict[str | None, tuple[int, ...]] = {}
-    for text in texts or []:
-        name, sep, dims = text.rpartition("=") if "=" in text else (None, "", text)
-        try:
-            shape = tuple(int(part) for part in dims.split(","))
-        except ValueError:
-            shape = ()
-        if (sep and not name) or not shape or any(dim < 1 for dim in shape):
-            raise BadInputError(
-                f"--input-shape '{text}' is not NAME=D1,D2,... with positive integer sizes, "
-                "e.g. image=224,224,3 (the batch dimension may be left out)."
-            )
-        if name in shapes:
-            raise BadInputError(f"--input-shape gives input '{name or 'the lone input'}' twice.")
-        shapes[name] = shape
-    return shapes
-
-
-def _given_shape(spec: TensorSpec, given: tuple[int, ...]) -> tuple:
-    """The full shape `--input-shape` asks for: with the batch dim, or without it (then open)."""
-    if spec.shape is None:
-        return given
-    if len(given) == len(spec.shape) - 1:
-        given = (spec.shape[0],) + given
-    if len(given) != len(spec.shape):
-        raise BadInputError(
-            f"--input-shape for input '{spec.name}' has {len(given)} dimensions; the input has "
-            f"{len(spec.shape)} (shape {list(spec.shape)}, batch first, which may be left out)."
-        )
-    for axis, (known, wanted) in enumerate(zip(spec.shape, given)):
-        if known is not None and known != wanted:
-            raise BadInputError(
-                f"--input-shape for input '{spec.name}' sets dimension {axis} to {wanted}; "
-                f"the model fixes it at {known} (shape {list(spec.shape)})."
-            )
-    return given
-
-
-def _templates(specs: list[TensorSpec], given: dict) -> dict[str, tuple]:
-    """Every input's shape with None for what is still open (unknown rank: a batch vector)."""
-    names = [spec.name for spec in specs]
-    if None in given and len(specs) != 1:
-        raise BadInputError(
-            f"--input-shape without a name fits a model with one input; this one has "
-            f"{len(specs)}: {', '.join(names)}.", hint="Write NAME=D1,D2,... for each.")
-    for name in given:
-        if name is not None and name not in names:
-            raise BadInputError(
-                f"--input-shape names input '{name}', which the model does not have "
-                f"(inputs: {', '.join(names)}).{did_you_mean(name, names)}")
-    templates = {}
-    for spec in specs:
-        wanted = given.get(spec.name, given.get(None) if len(specs) == 1 else None)
-        if wanted is not None:
-            templates[spec.name] = _given_shape(spec, wanted)
-        else:
-            templates[spec.name] = spec.shape if spec.shape is not None else (None,)
-    return templates
-
-
 def _batch(shapes: list[tuple]) -> int:
     values = sum(int(np.prod([1 if d is None else d for d in shape[1:]])) for shape in shapes)
     return 1 if values > LARGE_EXAMPLE_VALUES else DEFAULT_BATCH
@@ -178,7 +117,7 @@ def plan_inputs(specs: list[TensorSpec], model=None, run=None,
         input_shapes: parsed `--input-shape` options.
     """
     given = dict(input_shapes or {})
-    templates = _templates(specs, given)
+    templates = shape_templates(specs, given)
     dtypes = {spec.name: _numeric_dtype(spec) for spec in specs}
     probe = model_probe(model, dtypes) if model is not None else (
         call_probe(run, dtypes) if run is not None else None)

@@ -24,7 +24,7 @@ NON_TRAINABLE_MARKERS = ("moving_mean", "moving_variance", "moving_var", "runnin
 
 def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
     """Return a JSON-ready description of the artifact at `path`."""
-    from exporter.convert import detect_source
+    from exporter.model_io import detect_source
 
     detected = detect_source(Path(path), source_format)
     info = {
@@ -207,8 +207,8 @@ def _savedmodel(detected: Detected) -> dict:
 
 def check_loadable(path: Path, options) -> dict:
     """Try the real loader: `loadable`, the `reason` when not, the `repairs` it applied."""
-    from exporter.convert import load_model
     from exporter.errors import KexportError
+    from exporter.model_io import load_model
 
     try:
         loaded = load_model(Path(path), options)
@@ -229,9 +229,9 @@ def check_loadable(path: Path, options) -> dict:
 
 def addressable_layers(path: Path, options) -> list[str]:
     """Every name `kexport slice` accepts: layers, `name:node` of shared layers, nested paths."""
-    from exporter.convert import load_model
     from exporter.errors import FormatError
     from exporter.layer_paths import addressable_names
+    from exporter.model_io import load_model
 
     loaded = load_model(Path(path), options)
     if loaded.model is None:

@@ -1,7 +1,8 @@
 """Numerical verification: run two models on the same seeded inputs and compare every output.
 
 The report is structured (per output: shapes, max abs/rel difference, pass/fail) and collects
-every failure before anything is decided, so one run tells the whole story.
+every failure before anything is decided, so one run tells the whole story. `verify_artifacts`
+is `kexport verify`: two artifacts read from disk, compared.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from exporter.inputs import (
     plan_from_file,
     plan_inputs,
 )
-from exporter.model_types import LoadedModel, Tensors, TensorSpec
+from exporter.model_types import LoadedModel, LoadOptions, Tensors, TensorSpec
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
@@ -239,3 +240,24 @@ def verify_loaded(
     report.input_sources = plan.as_dict()
     report.pairing = pairing
     return report
+
+
+def verify_artifacts(
+    first: Path,
+    second: Path,
+    options: LoadOptions | None = None,
+    second_options: LoadOptions | None = None,
+    inputs_file: Path | None = None,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    input_shapes: dict | None = None,
+) -> VerificationReport:
+    """Compare what two artifacts compute on the same inputs (`first` is the reference)."""
+    # Imported here: the loaders (formats, legacy repairs) would slow `import exporter.api`,
+    # which needs only this module's tolerances, and so `kexport inspect`'s start-up.
+    from exporter.model_io import load_model
+
+    reference = load_model(Path(first), options)
+    candidate = load_model(Path(second), second_options or options)
+    return verify_loaded(reference, candidate, inputs_file, atol, rtol,
+                         input_shapes=input_shapes)

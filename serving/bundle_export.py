@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from exporter.convert import load_model, refuse_impossible, save_model
+from exporter.convert import refuse_impossible
 from exporter.errors import BadInputError, VerificationError
 from exporter.formats import detect
 from exporter.formats.savedmodel import load_signature
 from exporter.inputs import makeable
+from exporter.model_io import load_model, save_model
 from exporter.model_types import LoadOptions
 from exporter.routes import write_native_savedmodel
 from exporter.verify import plan_for, verify_loaded

@@ -65,7 +65,7 @@ def bundle(
     debug: DebugOpt = False,
 ):
     """Bundle models into a TensorFlow Serving repository with models.config and a Dockerfile."""
-    from exporter.inputs import parse_input_shapes
+    from exporter.input_shapes import parse_input_shapes
     from serving.api import build_bundle
 
     if not model and check_runtime:

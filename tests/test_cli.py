@@ -140,7 +140,7 @@ def test_weights_by_name_reports_received_and_kept(k2_files, keras3, tmp_path):
     model = keras3.Sequential([keras3.Input((6,)), L.Dense(8, activation="relu", name="hidden"),
                                L.Dense(4, name="probs"), L.Dense(2, name="new_head")])
     (tmp_path / "transfer.json").write_text(model.to_json())
-    from exporter.convert import load_model
+    from exporter.model_io import load_model
     from exporter.model_types import LoadOptions
 
     options = LoadOptions(architecture=tmp_path / "transfer.json", by_name=True, skip_mismatch=True)

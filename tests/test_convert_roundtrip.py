@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from exporter.convert import convert, load_model
+from exporter.convert import convert
+from exporter.model_io import load_model
 from exporter.model_types import LoadOptions
 from exporter.verify import make_inputs
 

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from exporter.convert import convert, load_model
+from exporter.convert import convert
+from exporter.model_io import load_model
 from exporter.model_types import LoadOptions
 from tests import old_writers
 from tests.cli_helpers import one_error_line, run

@@ -154,7 +154,7 @@ def test_zip_bomb_is_refused_from_the_directory_alone(tmp_path):
 
 
 def test_savedmodel_random_pb_and_symlinks(bases, tmp_path):
-    from exporter.convert import load_model, save_model
+    from exporter.model_io import load_model, save_model
 
     base = tmp_path / "base_savedmodel"
     save_model(load_model(bases["keras"]).model, base, "savedmodel")

@@ -31,7 +31,7 @@ def report(**numbers) -> None:
 @pytest.fixture(scope="module")
 def base_path(k3_files, tmp_path_factory):
     """A model base path with version 1 of the small sequential model (6 -> 3)."""
-    from exporter.convert import load_model, save_model
+    from exporter.model_io import load_model, save_model
 
     base = tmp_path_factory.mktemp("serve") / "small"
     save_model(load_model(k3_files["sequential"]).model, base / "1", "savedmodel")

@@ -214,16 +214,16 @@ def test_existing_destination_needs_force(models, tmp_path):
 
 
 def test_verification_failure_exits_one_and_publishes_nothing(models, tmp_path, monkeypatch):
-    from exporter import slicing
+    from exporter import slice_artifact
 
-    real = slicing.slice_reference
+    real = slice_artifact.slice_reference
 
     def off_by_one(*args):
         fed, expected = real(*args)
         return fed, [value + 1.0 for value in expected]
 
     # The reference is deliberately wrong here, to prove a mismatch stops the publish.
-    monkeypatch.setattr(slicing, "slice_reference", off_by_one)
+    monkeypatch.setattr(slice_artifact, "slice_reference", off_by_one)
     destination = tmp_path / "m.keras"
     result = run("slice", models["vgg"], destination, "--output", "block3_pool")
     assert result.exit_code == 1 and "outputs differ" in one_error_line(result)

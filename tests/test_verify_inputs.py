@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from exporter.errors import BadInputError
-from exporter.inputs import parse_input_shapes, plan_inputs
+from exporter.input_shapes import parse_input_shapes
+from exporter.inputs import plan_inputs
 from exporter.model_tensors import input_specs
 from exporter.model_types import TensorSpec
 from exporter.verify import make_inputs, pair_names
@@ -208,7 +209,7 @@ def swapped_names(keras3, tf_keras, tmp_path_factory):
 
 @pytest.mark.parametrize("source", ["k3.keras", "k2.h5"])
 def test_two_inputs_sorted_differently_verify_by_name_against_savedmodel(swapped_names, source):
-    from exporter.convert import load_model
+    from exporter.model_io import load_model
 
     source = swapped_names / source
     saved = swapped_names / f"{source.stem}_sm"
