@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m exporter.demo demo-out
+	$(BIN)/python -m serving.demo demo-out
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -47,7 +47,7 @@ clean:
 BUNDLE ?= demo-out/bundle
 .PHONY: bundle-demo docker-build docker-run
 bundle-demo: install
-	$(BIN)/python -m exporter.demo demo-out --bundle-only
+	$(BIN)/python -m serving.demo demo-out --bundle-only
 
 # These two need a container engine; without one they stop with a clear message.
 docker-build:

@@ -28,7 +28,7 @@ from tests.wheel_tools import build_wheel, clean_env, make_venv  # after the pat
 SAMPLE = """
 import numpy as np
 from pathlib import Path
-from exporter.demo import build_sample_model
+from serving.demo import build_sample_model
 build_sample_model(Path("sample.keras"))
 np.save("images.npy", np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32))
 """

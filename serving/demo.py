@@ -5,7 +5,7 @@ slices a feature extractor out of it, bundles both for TensorFlow Serving, start
 on the bundle in the background, predicts over gRPC and over TF Serving's REST API with the
 standalone client script, prints the results and stops the server. Every command is printed before it runs.
 
-Usage: python -m exporter.demo OUT_DIR [--bundle-only]
+Usage: python -m serving.demo OUT_DIR [--bundle-only]
 """
 
 from __future__ import annotations
