@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exporter.verify import DEFAULT_ATOL, DEFAULT_RTOL  # numpy only, no TensorFlow
+from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
 if TYPE_CHECKING:
     from exporter.convert import ConvertResult

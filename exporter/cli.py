@@ -39,6 +39,7 @@ from exporter.cli_common import (
     progress_printer,
     render_report,
 )
+from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL  # imports nothing: --help stays fast
 
 app = typer.Typer(
     name="kexport",
@@ -116,8 +117,8 @@ def convert_command(
     custom_objects: CustomOpt = None,
     unsafe: UnsafeOpt = False,
     no_verify: NoVerifyOpt = False,
-    atol: AtolOpt = 1e-5,
-    rtol: RtolOpt = 1e-4,
+    atol: AtolOpt = DEFAULT_ATOL,
+    rtol: RtolOpt = DEFAULT_RTOL,
     inputs: InputsOpt = None,
     input_shape: InputShapeOpt = None,
     force: ForceOpt = False,
@@ -151,8 +152,8 @@ def slice_command(
     custom_objects: CustomOpt = None,
     unsafe: UnsafeOpt = False,
     no_verify: NoVerifyOpt = False,
-    atol: AtolOpt = 1e-5,
-    rtol: RtolOpt = 1e-4,
+    atol: AtolOpt = DEFAULT_ATOL,
+    rtol: RtolOpt = DEFAULT_RTOL,
     inputs: InputsOpt = None,
     input_shape: InputShapeOpt = None,
     force: ForceOpt = False,
@@ -182,8 +183,8 @@ def verify_command(
     architecture: ArchOpt = None,
     custom_objects: CustomOpt = None,
     unsafe: UnsafeOpt = False,
-    atol: AtolOpt = 1e-5,
-    rtol: RtolOpt = 1e-4,
+    atol: AtolOpt = DEFAULT_ATOL,
+    rtol: RtolOpt = DEFAULT_RTOL,
     inputs: InputsOpt = None,
     input_shape: InputShapeOpt = None,
     json_output: JsonOpt = False,

@@ -22,7 +22,8 @@ from exporter.model_io import load_model, output_paths, save_model
 from exporter.model_types import LoadedModel, LoadOptions
 from exporter.publish import check_destinations, publish, staging_folder
 from exporter.routes import load_requirements, route_reason, write_native_savedmodel
-from exporter.verify import DEFAULT_ATOL, DEFAULT_RTOL, VerificationReport, verify_loaded
+from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
+from exporter.verify import VerificationReport, verify_loaded
 
 
 def _silent(message: str) -> None:

@@ -25,9 +25,8 @@ from exporter.model_tensors import input_specs, output_specs
 from exporter.model_types import LoadOptions, Tensors
 from exporter.publish import check_destinations
 from exporter.slicing import slice_model
+from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 from exporter.verify import (
-    DEFAULT_ATOL,
-    DEFAULT_RTOL,
     VerificationReport,
     compare_runs,
     inputs_rejected,

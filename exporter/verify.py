@@ -21,10 +21,10 @@ from exporter.inputs import (
     plan_from_file,
     plan_inputs,
 )
+from exporter.model_io import load_model
 from exporter.model_types import LoadedModel, LoadOptions, Tensors, TensorSpec
+from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
-DEFAULT_ATOL = 1e-5
-DEFAULT_RTOL = 1e-4
 # Names Keras and TensorFlow make up for inputs nobody named; they say nothing about order.
 _MADE_UP_NAME = re.compile(r"^(input|inputs|input_layer|keras_tensor|args)(_\d+)?$")
 
@@ -253,10 +253,6 @@ def verify_artifacts(
     input_shapes: dict | None = None,
 ) -> VerificationReport:
     """Compare what two artifacts compute on the same inputs (`first` is the reference)."""
-    # Imported here: the loaders (formats, legacy repairs) would slow `import exporter.api`,
-    # which needs only this module's tolerances, and so `kexport inspect`'s start-up.
-    from exporter.model_io import load_model
-
     reference = load_model(Path(first), options)
     candidate = load_model(Path(second), second_options or options)
     return verify_loaded(reference, candidate, inputs_file, atol, rtol,
