@@ -35,8 +35,8 @@ from exporter.verify import (
     run_candidate,
 )
 
-# --- verification references, computed from the source's own tensors (never by replay) ---
 
+# --- verification references, computed from the source's own tensors (never by replay) ---
 def _activations(model, address: Address, feed: list) -> list[np.ndarray]:
     """Values of an address's tensors for `feed` (arrays for `model`'s inputs), computed by
     `keras.Model(graph inputs, the source's own tensors)`, one nesting level at a time."""
