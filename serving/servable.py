@@ -39,7 +39,7 @@ class LoadOptions:
         warmup: replay warm-up records when a version loads (--enable_model_warmup).
         prefer_tflite: serve `model.tflite` when a version holds one (--prefer_tflite_model).
         batching: merge concurrent calls (--enable_batching with its BatchingParameters);
-            a `serving.batching.BatchingConfig`, None for no batching.
+            a `serving.batching_config.BatchingConfig`, None for no batching.
         per_model_batching: a version's own `batching_params.pbtxt` replaces `batching`
             (--enable_per_model_batching_parameters).
         method_name_check: Classify/Regress demand their signature's method_name
@@ -99,7 +99,7 @@ class Servable:
             runner = load_savedmodel(path)
         batching = options.batching
         if options.per_model_batching and (path / PER_MODEL_BATCHING).is_file():
-            from serving.batching import read_batching_config
+            from serving.batching_config import read_batching_config
 
             batching = read_batching_config(path / PER_MODEL_BATCHING)
         if batching is not None:

@@ -140,7 +140,7 @@ def start_server(path: str | Path | None = None, *, options: ServeOptions | None
 def load_options(options: ServeOptions) -> LoadOptions:
     """How versions load and run, from the serve options: warm-up, TFLite, batching (a bundle
     built with `kexport bundle --batching` batches as its container would), method checks."""
-    from serving.batching import batching_config
+    from serving.batching_config import batching_config
 
     return LoadOptions(warmup=options.warmup, prefer_tflite=options.prefer_tflite_model,
                        batching=batching_config(options.batching, options.path),
