@@ -19,7 +19,7 @@ from serving.protos import get_model_metadata_pb2, meta_graph_pb2, predict_pb2, 
 from serving.rpc import RpcFailure, one_line
 from serving.runners import SERVE_TAG, load_savedmodel
 
-__all__ = ["DEFAULT_SIGNATURE", "LoadOptions", "RpcFailure", "Servable", "read_signature_defs"]
+__all__ = ["DEFAULT_SIGNATURE", "LoadOptions", "Servable", "read_signature_defs"]
 
 log = logging.getLogger("kexport.serving")
 

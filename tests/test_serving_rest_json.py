@@ -11,7 +11,7 @@ import pytest
 
 from serving import rest_examples, rest_json, rest_json_reply, tensors
 from serving.protos import predict_pb2, types_pb2
-from serving.servable import RpcFailure
+from serving.rpc import RpcFailure
 
 
 def test_values_become_tensors_of_the_signature_dtype():
