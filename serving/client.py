@@ -24,9 +24,9 @@ import sys
 from serving.client_examples import ExampleResults
 from serving.client_messages import Prediction, VersionStatus, split_batches
 from serving.grpc_client import PredictClient
-from serving.signatures import Signature, TensorSpec
+from serving.signatures import Signature, SignatureTensor
 
-__all__ = ["ExampleResults", "PredictClient", "Prediction", "Signature", "TensorSpec",
+__all__ = ["ExampleResults", "PredictClient", "Prediction", "Signature", "SignatureTensor",
            "VersionStatus", "main", "split_batches"]
 
 

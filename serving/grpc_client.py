@@ -31,6 +31,7 @@ from serving.client_messages import (
     split_batches,
 )
 from serving.errors import ServingError
+from serving.lossless_cast import cast_lossless
 from serving.protos import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -165,7 +166,7 @@ class PredictClient(ExampleMethods):
         wire_inputs = []
         for name, arr in named_inputs(spec, inputs).items():
             dtype = spec.inputs[name].dtype
-            arr = tensors.cast_lossless(arr, dtype, name)
+            arr = cast_lossless(arr, dtype, name)
             chunks = None if dtype == types_pb2.DT_STRING else tensors.tensor_wire(
                 np.asarray(arr).astype(tensors.numpy_dtype(dtype), copy=False))
             if chunks is None:
