@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import grpc
 
 from serving.repository import ModelConfig, aspired_versions, list_versions
-from serving.servable import LoadOptions, RpcFailure, Servable
+from serving.rpc import RpcFailure
+from serving.servable import LoadOptions, Servable
 
 log = logging.getLogger("kexport.serving")
 
