@@ -70,11 +70,12 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 class _ImportCollector(ast.NodeVisitor):
-    """(dotted names a statement imports, line, inside a function?) for every import that runs."""
+    """For every import that runs: (modules it imports, names that may be submodules too, line,
+    inside a function?). `from pkg import name` imports `pkg`, and `pkg.name` if that is a module."""
 
     def __init__(self, module: Module):
         self.module = module
-        self.found: list[tuple[list[str], int, bool]] = []
+        self.found: list[tuple[list[str], list[str], int, bool]] = []
         self._depth = 0  # function nesting
 
     def visit_If(self, node: ast.If):
@@ -91,22 +92,22 @@ class _ImportCollector(ast.NodeVisitor):
 
     visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _function
 
-    def _add(self, names: list[str], node: ast.AST):
-        self.found.append((names, node.lineno, self._depth > 0))
+    def _add(self, node: ast.AST, modules: list[str], maybe_modules: tuple[str, ...] = ()):
+        self.found.append((modules, list(maybe_modules), node.lineno, self._depth > 0))
 
     def visit_Import(self, node: ast.Import):
-        self._add([alias.name for alias in node.names], node)
+        self._add(node, [alias.name for alias in node.names])
 
     def visit_ImportFrom(self, node: ast.ImportFrom):
         base = self._absolute_base(node)
-        self._add([base] + [f"{base}.{alias.name}" for alias in node.names], node)
+        self._add(node, [base], (f"{base}.{alias.name}" for alias in node.names))
 
     def visit_Call(self, node: ast.Call):
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
         if (name == "import_module" and node.args and isinstance(node.args[0], ast.Constant)
                 and isinstance(node.args[0].value, str)):
-            self._add([node.args[0].value], node)
+            self._add(node, [node.args[0].value])
         self.generic_visit(node)
 
     def _absolute_base(self, node: ast.ImportFrom) -> str:
@@ -136,8 +137,9 @@ def module_imports(module: Module, modules: dict[str, Module]) -> dict[str, Edge
         if target != module.name and target not in edges:
             edges[target] = Edge(target, line, why)
 
-    for names, line, in_function in collector.found:
+    for imported, maybe_modules, line, in_function in collector.found:
         why = "in a function" if in_function else "import"
+        names = imported + [name for name in maybe_modules if name in modules]
         for target in filter(None, (_known_prefix(name, modules) for name in names)):
             add(target, line, why)
             # Packages on the way run first, unless the importer is inside them (already running).
@@ -241,7 +243,7 @@ def _facade_runtime_imports(path: Path) -> set[str]:
     module = Module(path.parent.name, path, True)
     collector = _ImportCollector(module)
     collector.visit(ast.parse(path.read_text()))
-    return {names[0] for names, _, _ in collector.found}
+    return {name for imported, _, _, _ in collector.found for name in imported}
 
 
 def test_package_facades_import_only_the_lazy_loader():
