@@ -276,6 +276,7 @@ def test_unreachable_server_is_exit_4(tmp_path, capsys):
                            "Is it running? Check --target (HOST:PORT), and --tls if it uses TLS.")
 
 
+@pytest.mark.slow  # an RSA key, a TLS server, and a 1 s plain-text timeout
 def test_tls_with_a_private_ca(tmp_path):
     openssl = shutil.which("openssl")
     if openssl is None:
