@@ -105,9 +105,10 @@ def models_from_config(config, source, bundle: Path | None) -> list[ServedModel]
 
 
 def container_path_to_local(base_path: str, bundle: Path | None) -> Path:
-    """Map a base path as the container sees it (`/models/x`) to the bundle's `models/x`."""
+    """Map a base path as the container sees it (`/models/x`) to the bundle's `models/x`;
+    without a bundle (a server started on one base path) base paths stay as they are."""
     pure = PurePosixPath(base_path)
-    if bundle is not None and pure == CONTAINER_MODELS or CONTAINER_MODELS in pure.parents:
+    if bundle is not None and (pure == CONTAINER_MODELS or CONTAINER_MODELS in pure.parents):
         return (bundle / "models" / pure.relative_to(CONTAINER_MODELS)).resolve()
     return Path(base_path)
 
