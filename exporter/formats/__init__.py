@@ -20,9 +20,7 @@ from exporter.errors import BadInputError, FormatError
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 TFLITE_IDENTIFIER = b"TFL3"
-# A TF Serving model repository (e.g. a `kexport bundle`) keeps its --model_config_file at its
-# root under this name: many models, so no format here reads one (the serving package does).
-MODEL_REPOSITORY_CONFIG = "models.config"
+MODEL_REPOSITORY_CONFIG = "models.config"  # a TF Serving repository's: many models, not a format
 
 
 @dataclass(frozen=True)
