@@ -163,22 +163,20 @@ def models_config_text(models: list[ServedModel]) -> str:
 
 def check_model_name(name: str) -> str:
     """Return `name` if TF Serving can serve a model under it (and it makes a plain folder name)."""
-    if not _MODEL_NAME.match(name or ""):
-        raise BadInputError(
-            f"model name '{name}' cannot be served: use letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit."
-        )
-    return name
+    return _matching(_MODEL_NAME, name, f"model name '{name}' cannot be served: use letters, "
+                     "digits, '_', '.' and '-', starting with a letter or digit.")
 
 
 def check_label(label: str) -> str:
     """Return `label` if TF Serving accepts it as a version label."""
-    if not _LABEL.match(label or ""):
-        raise BadInputError(
-            f"version label '{label}' is not valid: start with a letter, then letters, digits, "
-            "'_' or '-'."
-        )
-    return label
+    return _matching(_LABEL, label, f"version label '{label}' is not valid: start with a letter, "
+                     "then letters, digits, '_' or '-'.")
+
+
+def _matching(pattern: re.Pattern, text: str, message: str) -> str:
+    if not pattern.match(text or ""):
+        raise BadInputError(message)
+    return text
 
 
 def check_servable(models: list[ServedModel], versions_on_disk: dict[str, list[int]]) -> None:
