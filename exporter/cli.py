@@ -71,7 +71,8 @@ def render_written(result, json_output: bool) -> None:
 @app.command("inspect")
 @handle_errors
 def inspect_command(
-    path: Annotated[Path, typer.Argument(help="Model file, weights file, SavedModel folder or bundle.")],
+    path: Annotated[Path, typer.Argument(
+        help="Model file, weights file, SavedModel folder or bundle.")],
     source_format: FromOpt = None,
     layers: Annotated[bool, typer.Option(
         "--layers", help="Also list every name `slice` accepts (loads the model).")] = False,

@@ -1,10 +1,10 @@
 """The public Python API of the serving side: one function per `kexport` serving command.
 
 `kexport bundle` calls `build_bundle` (and `check_bundle` for `--check-runtime` alone),
-`kexport inspect BUNDLE` calls `inspect_bundle`, `kexport serve` calls `serve`; `kexport predict` drives a `PredictClient`. They are re-exported
-by the `serving` package (`from serving import build_bundle`) and import TensorFlow only when
-called. Failures are `exporter.errors.KexportError` subclasses (`ServingError` for RPC and
-serving failures).
+`kexport inspect BUNDLE` calls `inspect_bundle`, `kexport serve` calls `serve`; `kexport predict`
+drives a `PredictClient`. They are re-exported by the `serving` package
+(`from serving import build_bundle`) and import TensorFlow only when called. Failures are
+`exporter.errors.KexportError` subclasses (`ServingError` for RPC and serving failures).
 """
 
 from __future__ import annotations
