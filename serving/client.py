@@ -38,6 +38,7 @@ from exporter.errors import BadInputError, did_you_mean
 from serving import tensors
 from serving.client_examples import ExampleMethods, ExampleResults
 from serving.errors import ServingError
+from serving.lossless_cast import cast_lossless
 from serving.protos import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -46,12 +47,12 @@ from serving.protos import (
     regression_pb2,
     types_pb2,
 )
-from serving.signatures import Signature, TensorSpec, signatures_from_metadata
+from serving.signatures import Signature, SignatureTensor, signatures_from_metadata
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["ExampleResults", "PredictClient", "Prediction", "Signature", "TensorSpec",
+__all__ = ["ExampleResults", "PredictClient", "Prediction", "Signature", "SignatureTensor",
            "VersionStatus", "main", "split_batches"]
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
@@ -197,7 +198,7 @@ class PredictClient(ExampleMethods):
         wire_inputs = []
         for name, arr in _named_inputs(spec, inputs).items():
             dtype = spec.inputs[name].dtype
-            arr = tensors.cast_lossless(arr, dtype, name)
+            arr = cast_lossless(arr, dtype, name)
             chunks = None if dtype == types_pb2.DT_STRING else tensors.tensor_wire(
                 np.asarray(arr).astype(tensors.numpy_dtype(dtype), copy=False))
             if chunks is None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import grpc
 
 from serving.models_config import ServedModel, aspired_versions
-from serving.servable import LoadOptions, RpcFailure, Servable
+from serving.rpc import RpcFailure
+from serving.servable import LoadOptions, Servable
 from serving.version_folders import list_versions
 
 log = logging.getLogger("kexport.serving")

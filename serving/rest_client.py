@@ -30,6 +30,7 @@ from serving.client import (
     _named_inputs,
 )
 from serving.errors import ServingError
+from serving.lossless_cast import cast_lossless
 from serving.protos import get_model_metadata_pb2, status_pb2, types_pb2
 from serving.signatures import Signature, signatures_from_metadata
 
@@ -107,7 +108,7 @@ class RestPredictClient(PredictClient):
         """POST one :predict request with columnar inputs; see `PredictClient.predict`."""
         spec = self.signature(model, signature, version=version, label=label)
         body = {"signature_name": spec.name, "inputs": {
-            name: _to_json(tensors.cast_lossless(np.asarray(arr), spec.inputs[name].dtype, name),
+            name: _to_json(cast_lossless(np.asarray(arr), spec.inputs[name].dtype, name),
                            spec.inputs[name].dtype)
             for name, arr in _named_inputs(spec, inputs).items()}}
         doc = self._call("POST", _model_path(model, version, label) + ":predict", body,
