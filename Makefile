@@ -39,6 +39,12 @@ stress: install
 lint: install
 	$(BIN)/ruff check exporter serving tests bench
 
+# Regenerate serving/protos/*_pb2.py from their .proto files with grpcio-tools (a dev dependency);
+# tests/test_serving_protos.py fails when a .proto changed without this.
+.PHONY: proto
+proto: install
+	$(BIN)/python serving/protos/generate.py
+
 clean:
 	rm -rf $(VENV) demo-out bench-out .pytest_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
