@@ -21,8 +21,8 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# The edit-test loop (about 1.5 minutes on 2 cores): the tests not marked `slow`, without the
-# format-compatibility sweeps and the load test; make test still runs all of them.
+# The edit-test loop (under a minute on 2 cores: 44 s on a quiet machine): the tests not marked
+# `slow`, without the format-compatibility sweeps and the load test; make test still runs all of them.
 FAST_SKIP := test_wild test_wild_layouts test_convert_roundtrip test_old_keras test_real_fixtures \
 	test_recipes test_server_load
 test-fast: install

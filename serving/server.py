@@ -33,9 +33,9 @@ from serving.grpc_handlers import grpc_handlers
 from serving.manager import ModelManager
 from serving.options import ServeOptions
 from serving.reload import ConfigWatcher, config_reloader
-from serving.repository import config_file, load_repository
 from serving.servable import LoadOptions
 from serving.servicer import SERVICE_METHODS, Servicer
+from serving.version_folders import config_file, load_repository
 
 log = logging.getLogger("kexport.serving")
 

@@ -311,6 +311,7 @@ def test_script_usage_errors_name_the_script(capsys):
     assert code == 0 and "--preprocess" in out and "--label" in out
 
 
+@pytest.mark.slow  # an RSA key, a TLS server, and a 1 s plain-text timeout
 def test_tls_with_a_private_ca(tmp_path):
     openssl = shutil.which("openssl")
     if openssl is None:

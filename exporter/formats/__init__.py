@@ -20,6 +20,7 @@ from exporter.errors import BadInputError, FormatError
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 TFLITE_IDENTIFIER = b"TFL3"
+MODEL_REPOSITORY_CONFIG = "models.config"  # a TF Serving repository's: many models, not a format
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,6 @@ class Detected:
 
 def format_module(name: str):
     """Import the module that reads and writes format `name`."""
-    if name == "bundle":
-        raise BadInputError(
-            "a kexport bundle holds many models; name one version folder instead, "
-            "e.g. BUNDLE/models/NAME/1."
-        )
     return importlib.import_module(f"exporter.formats.{FORMATS[name].module}")
 
 
@@ -164,8 +160,11 @@ def _refuse_pickle(path: Path, head: bytes) -> None:
 
 
 def _detect_directory(path: Path) -> Detected:
-    if (path / "bundle.json").is_file():  # a kexport TF Serving bundle (serving/bundle.py)
-        return Detected(path, "bundle")
+    if (path / MODEL_REPOSITORY_CONFIG).is_file():
+        raise FormatError(
+            f"{path} is a TensorFlow Serving model repository (it has {MODEL_REPOSITORY_CONFIG}), "
+            f"which holds many models; name one version folder instead, e.g. {path}/models/NAME/1."
+        )
     _refuse_escaping_links(path)
     if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
         has_keras = (path / "keras_metadata.pb").is_file()

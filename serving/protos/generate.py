@@ -1,6 +1,6 @@
 """Regenerate the *_pb2.py modules from the .proto files in this folder.
 
-Run from anywhere: `make proto` or `python serving/protos/generate.py`. It needs grpcio-tools (a
+Run from anywhere: `make proto` or `python serving/protos/generate.py [OUT_ROOT [SOURCE_ROOT]]`. It needs grpcio-tools (a
 dev dependency); the generated modules need only protobuf at run time. The protos are compiled
 with the project root as the include path, so their imports read `serving/protos/x.proto` and
 the generated code imports `from serving.protos import x_pb2`: the package works wherever
@@ -53,5 +53,6 @@ def generate(out_root: Path = ROOT, source_root: Path = ROOT) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in generate():
-        print(path.relative_to(ROOT), file=sys.stderr)
+    roots = [Path(arg).resolve() for arg in sys.argv[1:3]]
+    for path in generate(*roots):
+        print(path, file=sys.stderr)
