@@ -12,18 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.artifact_config import read_config
 from exporter.classes import check_layer_classes
 from exporter.errors import BadInputError, FormatError, VerificationError
-from exporter.formats import (
+from exporter.formats.detection import Detected, detect, read_config
+from exporter.formats.failures import loader_errors, reload_errors, writer_errors
+from exporter.formats.registry import (
     FORMATS,
-    Detected,
     check_format_name,
-    detect,
     format_for_destination,
     format_module,
 )
-from exporter.formats.failures import loader_errors, reload_errors, writer_errors
 from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
 from exporter.publish import check_destinations, publish, staging_folder
 from exporter.routes import load_requirements, route_reason, write_native_savedmodel
@@ -155,8 +153,9 @@ def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool,
         from exporter.legacy.keras2 import load_with_tf_keras
 
         return load_with_tf_keras(path, fmt, source.custom_objects)
-    from exporter.formats.keras_v3 import load_keras3_file, loaded_keras3
+    from exporter.formats.keras_v3 import load_keras3_file
     from exporter.formats.savedmodel import load_signature
+    from exporter.model_tensors import loaded_keras3
     from exporter.runtime import keras_module
 
     # Safe mode, and only the custom classes the source itself needed.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from exporter.convert import load_model, refuse_impossible, save_model
 from exporter.errors import BadInputError, VerificationError
-from exporter.formats import detect
+from exporter.formats.detection import detect
 from exporter.formats.savedmodel import load_signature
 from exporter.inputs import makeable
 from exporter.model_types import LoadOptions

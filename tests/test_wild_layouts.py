@@ -187,7 +187,7 @@ def test_lambda_in_a_savedmodel_object_graph_is_refused(tmp_path):
     """TF 2.0-2.4 SavedModels keep the Keras config in saved_model.pb, where tf-keras revives
     it from: the safety scan reads it there when keras_metadata.pb is absent."""
     from exporter.errors import UnsafeArtifactError
-    from exporter.formats import detect
+    from exporter.formats.detection import detect
     from exporter.safety import check_safe
 
     folder = tmp_path / "tf21_savedmodel"
