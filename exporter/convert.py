@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.classes import check_layer_classes
 from exporter.errors import BadInputError, FormatError, VerificationError
 from exporter.formats.detection import Detected, detect, read_config
 from exporter.formats.failures import loader_errors, reload_errors, writer_errors
@@ -22,6 +21,7 @@ from exporter.formats.registry import (
     format_for_destination,
     format_module,
 )
+from exporter.layer_classes import check_layer_classes
 from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
 from exporter.publish import check_destinations, publish, staging_folder
 from exporter.routes import load_requirements, route_reason, write_native_savedmodel

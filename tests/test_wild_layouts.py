@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from exporter.convert import convert
-from exporter.custom import load_custom_objects
+from exporter.custom_objects import load_custom_objects
 from exporter.formats.savedmodel import load_signature
 from tests import old_writers
 from tests.cli_helpers import one_error_line, run

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.classes import check_layer_classes
 from exporter.errors import BadInputError
 from exporter.formats.detection import Detected, detect
 from exporter.formats.model_from_config import build_with_weights
+from exporter.layer_classes import check_layer_classes
 from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
 from exporter.runtime import quiet_stdout
 from exporter.safety import check_safe
