@@ -80,9 +80,13 @@ def inspect_artifact(
     """Describe a model artifact, as `kexport inspect --json` prints it.
 
     Reading the description loads no TensorFlow for HDF5, `.keras`, JSON and YAML files.
+    A TF Serving model repository (a folder with models.config, such as a kexport bundle) holds
+    many models and is refused: describe a bundle with `serving.inspect_bundle` (what
+    `kexport inspect BUNDLE` calls), or inspect one of its version folders. The conversion
+    library does not import the serving package.
 
     Args:
-        path: a model file, weights file, SavedModel folder, TFLite file or bundle.
+        path: a model file, weights file, SavedModel folder or TFLite file.
         source_format: the format to read it as (else detected from its content).
         layers: also list every layer name `slice_model` accepts (loads the model).
         check: load the model and add `loadable`, the `reason` when not, and the repairs.
@@ -96,6 +100,7 @@ def inspect_artifact(
         inputs, outputs, layers, parameter counts or signatures.
 
     Raises:
+        FormatError: path is a TF Serving model repository (see above).
         KexportError: the file is missing, unreadable or in no known format (see
             `exporter.errors`).
     """

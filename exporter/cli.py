@@ -71,7 +71,8 @@ def render_written(result, json_output: bool) -> None:
 @app.command("inspect")
 @handle_errors
 def inspect_command(
-    path: Annotated[Path, typer.Argument(help="Model file, weights file or SavedModel folder.")],
+    path: Annotated[Path, typer.Argument(
+        help="Model file, weights file, SavedModel folder or bundle.")],
     source_format: FromOpt = None,
     layers: Annotated[bool, typer.Option(
         "--layers", help="Also list every name `slice` accepts (loads the model).")] = False,
@@ -85,18 +86,30 @@ def inspect_command(
     json_output: JsonOpt = False,
     debug: DebugOpt = False,
 ):
-    """Describe a model: format, writer, inputs, outputs, layers, parameters, signatures."""
-    from exporter.api import inspect_artifact
-    from exporter.inspect import format_table
+    """Describe a model (format, writer, inputs, outputs, layers, parameters, signatures) or a
+    bundle (its models, versions and image)."""
+    from serving.bundle_manifest import is_bundle
 
-    info = inspect_artifact(
-        path, source_format=source_format, layers=layers, check=check, weights=weights,
-        architecture=architecture, custom_objects=custom_objects, unsafe=unsafe,
-    )
+    # The one place that knows both sides: a bundle is described by serving; with --layers,
+    # --check or --from the conversion library answers (it refuses a model repository).
+    if is_bundle(path) and not (layers or check or source_format):
+        from serving.api import inspect_bundle
+        from serving.bundle_manifest import format_bundle
+
+        info, render = inspect_bundle(path), format_bundle
+    else:
+        from exporter.api import inspect_artifact
+        from exporter.inspect import format_table
+
+        info = inspect_artifact(
+            path, source_format=source_format, layers=layers, check=check, weights=weights,
+            architecture=architecture, custom_objects=custom_objects, unsafe=unsafe,
+        )
+        render = format_table
     if json_output:
         print_json(info)
     else:
-        typer.echo(format_table(info))
+        typer.echo(render(info))
 
 
 @app.command("convert")

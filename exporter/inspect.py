@@ -5,11 +5,12 @@ no TensorFlow import, so `inspect` answers in a fraction of a second. A model fi
 from its config and the shapes of its stored weights (config_summary.py). SavedModels need
 TensorFlow to read their signatures. `check_loadable` and `addressable_layers` run the real
 loader, for `inspect --check` and `--layers`; `format_table` renders a result for people.
+A TF Serving model repository holds many models, not one artifact: detection refuses it, and the
+serving package describes kexport's bundles (serving/bundle_manifest.py).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from exporter.config_summary import describe_config, weight_placeholders
@@ -28,9 +29,6 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
         "keras_version": detected.keras_version,
         "backend": detected.backend,
     }
-    if detected.format == "bundle":
-        info["manifest"] = json.loads((detected.path / "bundle.json").read_text(encoding="utf-8"))
-        return info
     if detected.format == "savedmodel":
         from exporter.safety import savedmodel_code_layers
 
@@ -124,21 +122,6 @@ def format_table(info: dict) -> str:
         lines.append(f"Lambda layers with Python code: {', '.join(info['code_layers'])}; loading "
                      "runs that code, so convert, slice, verify and bundle refuse the file "
                      "unless you pass --unsafe (only for files you trust).")
-    manifest = info.get("manifest") or {}
-    if manifest.get("image"):
-        checked = manifest.get("runtime_check")
-        lines.append(f"image: {manifest['image']} (TensorFlow Serving "
-                     f"{manifest.get('serving_version', '?')}"
-                     + ("; runtime check passed)" if checked else ")"))
-    for name, entry in sorted(manifest.get("models", {}).items()):
-        lines.append(f"model {name} (policy {entry['policy']}, labels {entry.get('labels') or {}}):")
-        for version, details in sorted(entry["versions"].items(), key=lambda item: int(item[0])):
-            ins = ", ".join(f"{s['name']} {s['dtype']} {s['shape']}" for s in details.get("inputs", []))
-            outs = ", ".join(s["name"] for s in details.get("outputs", []))
-            writer = (f", written by TensorFlow {details['tensorflow_version']}"
-                      if details.get("tensorflow_version") else "")
-            lines.append(f"  version {version}: {ins} -> {outs}  from {details.get('source')}"
-                         + writer)
     for sig_name, sig in (info.get("signatures") or {}).items():
         lines.append(f"signature {sig_name}:")
         lines += [f"  in  {s['name']}: {s['dtype']} {s['shape']}" for s in sig["inputs"]]

@@ -3,7 +3,8 @@
 The Python API:
 
 - `build_bundle(out_dir, models)`: write or extend a TensorFlow Serving repository with
-  models.config and a Dockerfile; returns the manifest. `check_bundle(out_dir)` re-checks one.
+  models.config and a Dockerfile; returns the manifest. `check_bundle(out_dir)` re-checks one,
+  `inspect_bundle(out_dir)` describes one.
 - `PredictClient(target)`: predict, classify and regress against any TF Serving gRPC endpoint
   (TensorFlow-free).
 - `serve(path, port=..., rest_port=...)`: serve a bundle until SIGTERM; `start_server` returns
@@ -23,7 +24,8 @@ from exporter.lazy import lazy_attributes
 _LAZY = {
     "build_bundle": "serving.api",
     "check_bundle": "serving.api",
-    "ModelSource": "serving.bundle",
+    "inspect_bundle": "serving.api",
+    "ModelSource": "serving.bundle_builder",
     "PredictClient": "serving.client",
     "Prediction": "serving.client",
     "serve": "serving.server",
@@ -42,13 +44,14 @@ __all__ = [  # the lazy names, spelled out for linters and star-imports
     "ServingError",
     "build_bundle",
     "check_bundle",
+    "inspect_bundle",
     "serve",
     "start_server",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
-    from serving.api import build_bundle, check_bundle
-    from serving.bundle import ModelSource
+    from serving.api import build_bundle, check_bundle, inspect_bundle
+    from serving.bundle_builder import ModelSource
     from serving.client import PredictClient, Prediction
     from serving.errors import ServingError
     from serving.options import ServeOptions

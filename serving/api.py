@@ -1,10 +1,10 @@
 """The public Python API of the serving side: one function per `kexport` serving command.
 
 `kexport bundle` calls `build_bundle` (and `check_bundle` for `--check-runtime` alone),
-`kexport serve` calls `serve`; `kexport predict` drives a `PredictClient`. They are re-exported
-by the `serving` package (`from serving import build_bundle`) and import TensorFlow only when
-called. Failures are `exporter.errors.KexportError` subclasses (`ServingError` for RPC and
-serving failures).
+`kexport inspect BUNDLE` calls `inspect_bundle`, `kexport serve` calls `serve`; `kexport predict`
+drives a `PredictClient`. They are re-exported by the `serving` package
+(`from serving import build_bundle`) and import TensorFlow only when called. Failures are
+`exporter.errors.KexportError` subclasses (`ServingError` for RPC and serving failures).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from serving.bundle import ModelSource
+    from serving.bundle_builder import ModelSource
     from serving.runtime_check import RuntimeReport
 
 PathLike = str | Path
@@ -26,7 +26,7 @@ def _silent(message: str) -> None:
 
 def _sources(models: Mapping[str, PathLike] | Sequence[str | ModelSource]) -> list[ModelSource]:
     """`{name: path}`, `NAME=PATH[@VERSION]` texts or `ModelSource`s, as ModelSources."""
-    from serving.bundle import ModelSource, parse_model_spec
+    from serving.bundle_builder import ModelSource, parse_model_spec
 
     if isinstance(models, Mapping):
         return [parse_model_spec(f"{name}={path}") for name, path in models.items()]
@@ -60,7 +60,8 @@ def build_bundle(
 
     Args:
         out_dir: the bundle folder to create or extend.
-        models: `{name: path}`, or `NAME=PATH[@VERSION]` texts / `serving.bundle.ModelSource`s
+        models: `{name: path}`, or `NAME=PATH[@VERSION]` texts /
+            `serving.bundle_builder.ModelSource`s
             (the next free version when none is given).
         labels: `NAME:LABEL=VERSION` version labels, e.g. `"clf:stable=1"`.
         policies: `NAME:latest|all|specific` version policies.
@@ -85,8 +86,8 @@ def build_bundle(
         VerificationError: an exported version computes something else than its source.
         KexportError: any other bad input (see `exporter.errors`).
     """
-    from serving.bundle import BundleRequest, parse_label, parse_policy
-    from serving.bundle import build_bundle as build
+    from serving.bundle_builder import BundleRequest, parse_label, parse_policy
+    from serving.bundle_builder import build_bundle as build
 
     request = BundleRequest(
         out_dir=Path(out_dir),
@@ -127,6 +128,27 @@ def check_bundle(
     Raises:
         BadInputError: out_dir is not a kexport bundle.
     """
-    from serving.bundle import check_bundle_runtime
+    from serving.bundle_builder import check_bundle_runtime
 
     return check_bundle_runtime(Path(out_dir), serving_version, progress)
+
+
+def inspect_bundle(path: PathLike) -> dict[str, Any]:
+    """Describe a bundle, as `kexport inspect BUNDLE --json` prints it (no TensorFlow needed).
+
+    `exporter.inspect_artifact` describes one model artifact and refuses a model repository;
+    this is its counterpart for a folder `build_bundle` wrote.
+
+    Args:
+        path: a bundle folder (with bundle.json).
+
+    Returns:
+        A JSON-ready dict: `path`, `format` ("bundle"), `keras_version` and `backend` (None),
+        and `manifest`, the bundle's bundle.json (models, versions, policies, labels, image).
+
+    Raises:
+        BadInputError: path is not a kexport bundle, or its bundle.json is not valid JSON.
+    """
+    from serving.bundle_manifest import describe_bundle
+
+    return describe_bundle(Path(path))

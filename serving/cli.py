@@ -1,8 +1,9 @@
 """The serving commands `kexport bundle`, `predict` and `serve`: declare options, call the library,
 render.
 
-`register(app)` adds them, and `bundle`, to the kexport Typer app. Heavy modules (grpc, numpy, TensorFlow) are
-imported inside the commands so `kexport --help` stays fast. Failures are raised as KexportError
+`register(app)` adds them to the kexport Typer app; `predict` is declared in `serving.predict_cli`,
+which the standalone script `serving/client.py` runs too. Heavy modules (grpc, numpy, TensorFlow)
+are imported inside the commands so `kexport --help` stays fast. Failures are raised as KexportError
 subclasses; the CLI edge prints them as one line with their exit code.
 """
 
@@ -27,8 +28,7 @@ from exporter.cli_common import (
     print_json,
     progress_printer,
 )
-
-PREPROCESS_HELP = "Image preprocessing, as keras.applications preprocess_input: none, tf, caffe, torch."
+from serving.predict_cli import predict
 
 
 def register(app: typer.Typer) -> None:
@@ -101,68 +101,6 @@ def _check_runtime_only(out_dir: Path, serving_version, json_output: bool, quiet
         typer.echo(report.summary(), err=not report.passed)
     if not report.passed:
         raise typer.Exit(EXIT_VERIFY_FAILED)
-
-
-def predict(
-    model: Annotated[str, typer.Option(help="Model name.", show_default=False)],
-    files: Annotated[list[str] | None, typer.Argument(
-        metavar="[FILE]...", help="Inputs: .npy, .npz, .json or images (PNG/JPEG); many files "
-        "are batched.", show_default=False)] = None,
-    target: Annotated[str, typer.Option(help="Server HOST:PORT.")] = "localhost:8500",
-    rest: Annotated[str | None, typer.Option(
-        metavar="URL", help="Use TF Serving's REST API at URL (http://HOST:8501) instead of "
-        "gRPC.")] = None,
-    signature: Annotated[str | None, typer.Option(help="Signature (serving_default).")] = None,
-    method: Annotated[str, typer.Option(
-        metavar="predict|classify|regress", help="predict tensors, or classify/regress FILEs of "
-        "tf.Example features as JSON ([{\"x\": 2.0}] or {\"examples\": ..., \"context\": ...})."
-    )] = "predict",
-    version: Annotated[int | None, typer.Option(help="Model version (default: latest).")] = None,
-    label: Annotated[str | None, typer.Option(help="Model version label, e.g. stable.")] = None,
-    inputs: Annotated[list[str] | None, typer.Option(
-        "--input", metavar="NAME=FILE", help="A file for one named input (repeatable).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Examples per request.")] = 32,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
-    timeout: Annotated[float, typer.Option(help="Seconds to connect and per request.")] = 10.0,
-    tls: Annotated[bool, typer.Option(help="Connect with TLS.")] = False,
-    ca_cert: Annotated[Path | None, typer.Option(help="PEM file of trusted roots for TLS.")] = None,
-    output: Annotated[str, typer.Option(metavar="json|table|npz:FILE",
-                                        help="How to give the outputs.")] = "json",
-    top: Annotated[int | None, typer.Option(metavar="K", help="Show the K best classes.")] = None,
-    labels: Annotated[Path | None, typer.Option(
-        help="Class names: one per line, or Keras's imagenet_class_index.json.")] = None,
-    preprocess: Annotated[str, typer.Option(help=PREPROCESS_HELP)] = "none",
-    force: Annotated[bool, typer.Option(help="Overwrite an existing npz file.")] = False,
-    json_output: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Send predictions to a TF Serving gRPC or REST endpoint (a container, or `kexport serve`)."""
-    from serving.client_cli import ProgressPrinter, describe, run_examples, run_predict
-
-    if method != "predict":
-        answer, text = run_examples(target, model, method, files or [], signature=signature,
-                                    version=version, label=label, timeout=timeout, tls=tls,
-                                    ca_cert=str(ca_cert) if ca_cert else None, rest=rest)
-        typer.echo(describe(answer), err=True)
-        typer.echo(text)
-        return
-
-    result = run_predict(
-        target, model, files=files or [], inputs=inputs or [], signature=signature,
-        version=version, label=label, batch_size=batch_size, concurrency=concurrency,
-        timeout=timeout, tls=tls, ca_cert=str(ca_cert) if ca_cert else None,
-        output="json" if json_output and not output.startswith("npz:") else output, top=top,
-        labels=str(labels) if labels else None, preprocess=preprocess, force=force,
-        progress=ProgressPrinter(), rest=rest)
-    typer.echo(describe(result.prediction), err=True)
-    if result.text:
-        typer.echo(result.text)
-    elif json_output:
-        typer.echo(json.dumps({"saved": output[4:], "model": result.prediction.model,
-                               "versions": sorted(result.prediction.versions),
-                               "signature": result.prediction.signature}))
-    else:
-        typer.echo(f"wrote {output[4:]}", err=True)
 
 
 def serve(

@@ -1,362 +1,40 @@
-"""gRPC client for TF Serving's PredictionService and ModelService, without TensorFlow.
+"""The TF-free prediction client for TF Serving: the library's public face and the standalone script.
 
-Library: `PredictClient` (signatures, status, predict, batched predict, classify, regress); its
-REST twin is `serving.rest_client.RestPredictClient`; files are read and rendered by
-`serving.client_cli.run_predict`, which the script and `kexport predict` share.
-Script: `python serving/client.py --target HOST:PORT --model NAME FILE ...` (see `--help`).
+Library: `PredictClient` (signatures, status, predict, batched predict, classify, regress over
+gRPC) and what it returns; its REST twin is `serving.rest_client.RestPredictClient`.
+Script: `python serving/client.py --target HOST:PORT --model NAME FILE ...` (see `--help`), the
+same command and options as `kexport predict`.
 
-The messages come from the project's own protobuf definitions (`serving/protos`, package
-`kexport.tfs`), wire-compatible with TF Serving's, and methods are called by path, so neither
-`tensorflow` nor `tensorflow_serving` is imported, and the client also works in a process where
-TensorFlow is loaded.
+Imports run one way: this module only re-exports. The client lives in `serving.grpc_client`
+(with `serving.client_messages` and `serving.client_examples`), the job of reading files,
+predicting in batches and rendering in `serving.predict_job`, and the command line in
+`serving.predict_cli`, which the script imports only when it runs (a library user never loads
+typer). Neither `tensorflow` nor `tensorflow_serving` is imported, so the client also works in a
+process where TensorFlow is loaded.
+
+As a script the file needs the `kexport` package importable (installed, as `pip install` and
+`make install` leave it); Python puts `serving/` itself first on `sys.path`, and nothing
+imported here uses a top-level name that one of its modules could shadow.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-if __name__ == "__main__" and not __package__:
-    # Run as a script: make the project root importable, and drop serving/ itself from the path so
-    # its modules (inputs, outputs, ...) cannot shadow top-level ones.
-    _HERE = os.path.dirname(os.path.abspath(__file__))
-    if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _HERE:
-        sys.path.pop(0)
-    sys.path.insert(0, os.path.dirname(_HERE))
-    from serving.client import main as _main  # the package module, not a second copy of this one
+from serving.client_examples import ExampleResults
+from serving.client_messages import Prediction, VersionStatus, split_batches
+from serving.grpc_client import PredictClient
+from serving.signatures import Signature, SignatureTensor
 
-    sys.exit(_main())
-
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-import grpc
-import numpy as np
-
-from exporter.errors import BadInputError, did_you_mean
-from serving import tensors
-from serving.client_examples import ExampleMethods, ExampleResults
-from serving.errors import ServingError
-from serving.protos import (
-    classification_pb2,
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    predict_pb2,
-    regression_pb2,
-    types_pb2,
-)
-from serving.signatures import Signature, TensorSpec, signatures_from_metadata
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
-
-__all__ = ["ExampleResults", "PredictClient", "Prediction", "Signature", "TensorSpec",
+__all__ = ["ExampleResults", "PredictClient", "Prediction", "Signature", "SignatureTensor",
            "VersionStatus", "main", "split_batches"]
-
-PREDICT = "/tensorflow.serving.PredictionService/Predict"
-GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
-GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
-CLASSIFY = "/tensorflow.serving.PredictionService/Classify"
-REGRESS = "/tensorflow.serving.PredictionService/Regress"
-DEFAULT_SIGNATURE = "serving_default"
-# gRPC refuses messages over 4 MiB by default, the most common client failure with images.
-CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
-
-_HINTS = {
-    grpc.StatusCode.NOT_FOUND: "Check --model and --version/--label against the server's models.",
-    grpc.StatusCode.FAILED_PRECONDITION: "Check --signature.",
-    grpc.StatusCode.INVALID_ARGUMENT: "Check the input names, dtypes and shapes.",
-    grpc.StatusCode.RESOURCE_EXHAUSTED: "The message may exceed the server's size limit; "
-                                        "lower --batch-size.",
-    grpc.StatusCode.DEADLINE_EXCEEDED: "Raise --timeout or lower --batch-size.",
-}
-
-
-@dataclass
-class Prediction:
-    """A Predict answer: output arrays by name, and which model version computed them."""
-
-    outputs: dict[str, np.ndarray]
-    model: str
-    version: int | None
-    signature: str
-    versions: set[int] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class VersionStatus:
-    """One entry of GetModelStatus: version, state name (AVAILABLE, ...) and error."""
-
-    version: int
-    state: str
-    error_code: int
-    error_message: str
-
-
-class PredictClient(ExampleMethods):
-    """A connection to a TF Serving-compatible gRPC endpoint.
-
-    Args:
-        target: HOST:PORT of the server.
-        timeout: seconds to wait for the connection and for each call.
-        tls: use TLS; `ca_cert` is a PEM file of trusted roots (system roots when None).
-        ca_cert: path of the PEM file.
-
-    Example:
-        >>> with PredictClient("127.0.0.1:8500") as client:
-        ...     client.predict("half_plus_two", np.array([[1.0], [2.0]]))
-    """
-
-    def __init__(self, target: str, *, timeout: float = 10.0, tls: bool = False,
-                 ca_cert: str | None = None):
-        self.target = target
-        self.timeout = timeout
-        if tls or ca_cert:
-            self._channel = grpc.secure_channel(target, _credentials(ca_cert), CHANNEL_OPTIONS)
-        else:
-            self._channel = grpc.insecure_channel(target, CHANNEL_OPTIONS)
-        self._connected = False
-        self._signatures: dict[tuple, dict[str, Signature]] = {}
-        self._predict = self._method(PREDICT, predict_pb2.PredictResponse)
-        self._metadata = self._method(GET_MODEL_METADATA, get_model_metadata_pb2.GetModelMetadataResponse)
-        self._status = self._method(GET_MODEL_STATUS, get_model_status_pb2.GetModelStatusResponse)
-        self._classify = self._method(CLASSIFY, classification_pb2.ClassificationResponse)
-        self._regress = self._method(REGRESS, regression_pb2.RegressionResponse)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
-
-    def signatures(self, model: str, *, version: int | None = None,
-                   label: str | None = None) -> dict[str, Signature]:
-        """Every signature of a model version, from GetModelMetadata (cached per version)."""
-        key = (model, version, label)
-        if key not in self._signatures:
-            request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-            _model_spec(request.model_spec, model, None, version, label)
-            response = self._call(self._metadata, request, f"GetModelMetadata for model '{model}'")
-            self._signatures[key] = signatures_from_metadata(response)
-        return self._signatures[key]
-
-    def signature(self, model: str, signature: str | None = None, *, version: int | None = None,
-                  label: str | None = None) -> Signature:
-        """One signature (`serving_default` by default).
-
-        Raises:
-            ServingError: the server has no such signature (as TF Serving's FAILED_PRECONDITION).
-        """
-        name = signature or DEFAULT_SIGNATURE
-        found = self.signatures(model, version=version, label=label)
-        if name not in found:
-            # The server would answer FAILED_PRECONDITION; say so, and list what exists.
-            raise ServingError(f"Model '{model}' has no signature \"{name}\" (FAILED_PRECONDITION: "
-                               f'Serving signature key "{name}" not found.).',
-                               hint=f"Its signatures: {', '.join(sorted(found)) or 'none'}."
-                               f"{did_you_mean(name, found)}")
-        return found[name]
-
-    def status(self, model: str, *, version: int | None = None,
-               label: str | None = None) -> list[VersionStatus]:
-        """The versions the server knows of a model, with their states (GetModelStatus)."""
-        request = get_model_status_pb2.GetModelStatusRequest()
-        _model_spec(request.model_spec, model, None, version, label)
-        response = self._call(self._status, request, f"GetModelStatus for model '{model}'")
-        state = get_model_status_pb2.ModelVersionStatus.State
-        return [VersionStatus(s.version, state.Name(s.state), s.status.error_code,
-                              s.status.error_message) for s in response.model_version_status]
-
-    def predict(self, model: str, inputs, *, signature: str | None = None,
-                version: int | None = None, label: str | None = None,
-                output_filter: list[str] | None = None) -> Prediction:
-        """Send one Predict request.
-
-        Inputs are checked against the signature (names; dtypes cast when no value changes) and
-        sent as `tensor_content`. `model_spec.version` stays unset unless `version` or `label`.
-
-        Args:
-            model: model name.
-            inputs: input name -> array, or one array for a single-input signature.
-            signature: signature name (`serving_default` by default).
-            version: a specific version; `label` a version label (not both).
-            output_filter: output names to fetch (all by default).
-
-        Raises:
-            BadInputError: inputs that do not fit the signature (exit 2).
-            ServingError: any gRPC failure (exit 4).
-        """
-        spec = self.signature(model, signature, version=version, label=label)
-        request = predict_pb2.PredictRequest(output_filter=output_filter or [])
-        _model_spec(request.model_spec, model, signature, version, label)
-        wire_inputs = []
-        for name, arr in _named_inputs(spec, inputs).items():
-            dtype = spec.inputs[name].dtype
-            arr = tensors.cast_lossless(arr, dtype, name)
-            chunks = None if dtype == types_pb2.DT_STRING else tensors.tensor_wire(
-                np.asarray(arr).astype(tensors.numpy_dtype(dtype), copy=False))
-            if chunks is None:
-                tensors.to_tensor_proto(arr, dtype, out=request.inputs[name])
-            else:  # numeric tensors go straight from the array into the request bytes
-                wire_inputs += tensors.map_entry_wire(2, name, chunks)
-        if wire_inputs:
-            request = b"".join([request.SerializeToString(), *wire_inputs])
-        response = self._call(self._predict, request, f"Predict on model '{model}'")
-        outputs = {name: tensors.to_ndarray(proto) for name, proto in response.outputs.items()}
-        served = response.model_spec.version.value if response.model_spec.HasField("version") else None
-        return Prediction(outputs, model, served, spec.name, {served} if served is not None else set())
-
-    def predict_batched(self, model: str, inputs: dict[str, np.ndarray], *, batch_size: int = 32,
-                        concurrency: int = 4, progress=None, **options) -> Prediction:
-        """Split inputs into batches along axis 0, send them concurrently, join the outputs.
-
-        Args:
-            model: model name.
-            inputs: input name -> array with the examples along the first axis.
-            batch_size: examples per request.
-            concurrency: requests in flight at once.
-            progress: called as progress(done, total) after each batch.
-            **options: signature, version, label, output_filter, as for `predict`.
-        """
-        self.signature(model, options.get("signature"), version=options.get("version"),
-                       label=options.get("label"))  # one metadata call before the threads start
-        chunks = split_batches(inputs, batch_size)
-        results: list[Prediction | None] = [None] * len(chunks)
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            futures = {pool.submit(self.predict, model, chunk, **options): i
-                       for i, chunk in enumerate(chunks)}
-            try:
-                for done, future in enumerate(as_completed(futures), start=1):
-                    results[futures[future]] = future.result()
-                    if progress:
-                        progress(done, len(chunks))
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-        return _join(results)
-
-    def _method(self, path: str, response_type):
-        return self._channel.unary_unary(path, request_serializer=_serialize,
-                                         response_deserializer=response_type.FromString)
-
-    def _call(self, method, request, what: str):
-        # Until the server has answered once, wait for the connection (a server still starting
-        # is fine) up to the deadline; afterwards fail fast if it goes away. This replaces
-        # grpc.channel_ready_future, whose polling thread makes close() take 0.2 s.
-        connected = self._connected
-        try:
-            response = method(request, timeout=self.timeout, wait_for_ready=not connected)
-        except grpc.RpcError as err:
-            code = err.code()
-            if code not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
-                self._connected = True
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED and not connected:
-                raise ServingError(f"Cannot reach a server at {self.target} within "
-                                   f"{self.timeout:g} s.", hint="Is it running? Check --target "
-                                   "(HOST:PORT), and --tls if it uses TLS.") from None
-            raise _rpc_failure(err, what, self) from None
-        self._connected = True
-        return response
-
-
-def split_batches(inputs: dict[str, np.ndarray], batch_size: int) -> list[dict[str, np.ndarray]]:
-    """Cut the inputs into requests of at most batch_size examples; inputs whose first dimensions
-    differ (or scalars) cannot be cut and go as one request."""
-    leading = {arr.shape[0] if arr.ndim else None for arr in inputs.values()}
-    if batch_size < 1 or len(leading) != 1 or None in leading:
-        return [inputs]
-    total = leading.pop()
-    if total <= batch_size:
-        return [inputs]
-    return [{name: arr[start:start + batch_size] for name, arr in inputs.items()}
-            for start in range(0, total, batch_size)]
-
-
-def _serialize(message) -> bytes:
-    # Predict requests with numeric inputs arrive already serialized (see `predict`).
-    return message if isinstance(message, bytes) else message.SerializeToString()
-
-
-def _credentials(ca_cert: str | None) -> grpc.ChannelCredentials:
-    roots = None
-    if ca_cert:
-        try:
-            with open(ca_cert, "rb") as handle:
-                roots = handle.read()
-        except OSError as err:
-            raise BadInputError(f"Cannot read --ca-cert {ca_cert}: {err.strerror}") from None
-    return grpc.ssl_channel_credentials(root_certificates=roots)
-
-
-def _model_spec(spec, model: str, signature, version, label) -> None:
-    if version is not None and label:
-        raise BadInputError("--version and --label exclude each other; pass one.")
-    spec.name = model
-    if signature:
-        spec.signature_name = signature
-    if version is not None:
-        spec.version.value = int(version)
-    elif label:
-        spec.version_label = label
-
-
-def _named_inputs(spec: Signature, inputs) -> dict:
-    if not isinstance(inputs, dict):
-        required = [n for n in spec.inputs if n not in spec.defaults] or list(spec.inputs)
-        if len(required) != 1:
-            raise BadInputError(f"Signature '{spec.name}' has inputs {', '.join(sorted(required))}: "
-                                "pass a dict of arrays by input name.")
-        return {required[0]: inputs}
-    for name in inputs:
-        if name not in spec.inputs:
-            raise BadInputError(f"Signature '{spec.name}' has no input '{name}'; its inputs are "
-                                f"{', '.join(sorted(spec.inputs))}.{did_you_mean(name, spec.inputs)}")
-    missing = sorted(set(spec.inputs) - set(inputs) - spec.defaults)
-    if missing:
-        raise BadInputError(f"Missing input(s) {', '.join(missing)} for signature '{spec.name}'.")
-    return inputs
-
-
-def _join(results: list[Prediction]) -> Prediction:
-    if len(results) == 1:
-        return results[0]
-    outputs = {}
-    for name in results[0].outputs:
-        parts = [r.outputs[name] for r in results]
-        joinable = all(p.ndim for p in parts)
-        outputs[name] = np.concatenate(parts) if joinable else np.stack(parts)
-    versions = set().union(*(r.versions for r in results))
-    first = results[0]
-    return Prediction(outputs, first.model, first.version, first.signature, versions)
-
-
-def _rpc_failure(err: grpc.RpcError, what: str, client: PredictClient) -> ServingError:
-    code = err.code()
-    details = " ".join((err.details() or "").split())
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return ServingError(f"{what} failed: server {client.target} is unavailable ({details}).",
-                            hint="Is it running? Check --target.")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        details = f"no answer within {client.timeout:g} s"
-    hint = _HINTS.get(code)
-    if "version label" in details:
-        hint = "Check --label against the labels of the server's models.config."
-    if details and details[-1] not in ".!?":
-        details += "."
-    return ServingError(f"{what} failed with {code.name}: {details}", hint=hint)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command-line client (`python serving/client.py --help`); returns the exit code."""
-    from serving.client_cli import main as run
+    from serving.predict_cli import run_script
 
-    return run(argv)
+    return run_script(argv)
 
 
 if __name__ == "__main__":

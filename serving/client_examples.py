@@ -1,13 +1,13 @@
-"""Classify and Regress for `serving.client.PredictClient`: tf.Examples given as dicts, answers in
-TF Serving's REST shape. A mixin, so the Predict client stays one class and one connection."""
+"""Classify and Regress for `serving.grpc_client.PredictClient`: tf.Examples given as dicts,
+answers in TF Serving's REST shape. A mixin, so the Predict client stays one class and one
+connection."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from serving import examples as tf_examples
-
-DEFAULT_SIGNATURE = "serving_default"
+from serving.client_messages import DEFAULT_SIGNATURE, fill_model_spec
 
 
 @dataclass
@@ -58,10 +58,8 @@ class ExampleMethods:
 
     def _examples_call(self, kind, model, examples, context, signature, version,
                        label) -> ExampleResults:
-        from serving.client import _model_spec  # the client's one ModelSpec filler
-
         request = tf_examples.REQUESTS[kind]()
-        _model_spec(request.model_spec, model, signature, version, label)
+        fill_model_spec(request.model_spec, model, signature, version, label)
         tf_examples.fill_input(request.input, examples, context)
         method = self._classify if kind == "Classify" else self._regress
         response = self._call(method, request, f"{kind} on model '{model}'")

@@ -24,12 +24,23 @@ _TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _TORCH_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
+def check_preprocess(mode: str) -> None:
+    """Refuse an unknown `--preprocess` mode (before any file is read or server asked).
+
+    Raises:
+        BadInputError: the mode is not one of PREPROCESS_MODES (exit 2).
+    """
+    if mode not in PREPROCESS_MODES:
+        raise BadInputError(f"Unknown --preprocess mode '{mode}'; expected one of "
+                            f"{', '.join(PREPROCESS_MODES)}.")
+
+
 def load_inputs(signature, files: Iterable[str] = (), named: Iterable[tuple[str, str]] = (),
                 preprocess: str = "none") -> dict[str, np.ndarray]:
     """Read every file into one batch array per signature input.
 
     Args:
-        signature: the `serving.client.Signature` the inputs are for (names, dtypes, shapes).
+        signature: the `serving.signatures.Signature` the inputs are for (names, dtypes, shapes).
         files: files for the only input of the signature, or .npz / JSON objects keyed by input
             names (which may then hold several inputs).
         named: (input name, file) pairs, from `--input NAME=FILE`.
@@ -41,9 +52,7 @@ def load_inputs(signature, files: Iterable[str] = (), named: Iterable[tuple[str,
     Raises:
         BadInputError: unknown input names, unreadable files, shapes that do not stack.
     """
-    if preprocess not in PREPROCESS_MODES:
-        raise BadInputError(f"Unknown --preprocess mode '{preprocess}'; expected one of "
-                            f"{', '.join(PREPROCESS_MODES)}.")
+    check_preprocess(preprocess)
     parts: dict[str, list[tuple[str, np.ndarray]]] = {}
     for name, path in named:
         _check_name(signature, name)
@@ -109,6 +118,7 @@ def preprocess_image(pixels: np.ndarray, mode: str) -> np.ndarray:
     `tf` scales to [-1, 1]; `caffe` flips RGB to BGR and subtracts the ImageNet mean; `torch`
     scales to [0, 1] and normalizes by the ImageNet mean and std; `none` returns the pixels.
     """
+    check_preprocess(mode)
     if mode == "none":
         return pixels
     x = pixels.astype(np.float32)
@@ -119,10 +129,7 @@ def preprocess_image(pixels: np.ndarray, mode: str) -> np.ndarray:
                             f"{x.shape[-1]} channel(s).")
     if mode == "caffe":
         return x[..., ::-1] - _CAFFE_MEAN_BGR
-    if mode == "torch":
-        return (x / 255.0 - _TORCH_MEAN) / _TORCH_STD
-    raise BadInputError(f"Unknown --preprocess mode '{mode}'; expected one of "
-                        f"{', '.join(PREPROCESS_MODES)}.")
+    return (x / 255.0 - _TORCH_MEAN) / _TORCH_STD  # torch
 
 
 def _read_positional(signature, path: str, preprocess: str) -> dict[str, np.ndarray]:

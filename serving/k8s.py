@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from serving.repository import aspired_versions
+from serving.models_config import ServedModel, aspired_versions
 
 GRPC_PORT, REST_PORT = 8500, 8501
 USER_ID = 10001  # the user the bundle's Dockerfile creates
@@ -50,13 +50,13 @@ def content_tag(manifest: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def served_bytes(bundle: Path, configs) -> int:
+def served_bytes(bundle: Path, served: list[ServedModel]) -> int:
     """Bytes of every SavedModel version TF Serving will load (the version policy decides)."""
     total = 0
-    for config in configs:
-        root = bundle / "models" / config.name
+    for model in served:
+        root = bundle / "models" / model.name
         on_disk = sorted(int(p.name) for p in root.iterdir() if p.name.isdigit())
-        for version in aspired_versions(config, on_disk):
+        for version in aspired_versions(model, on_disk):
             total += sum(f.stat().st_size for f in (root / str(version)).rglob("*") if f.is_file())
     return total
 
@@ -165,11 +165,12 @@ def inference_service(name: str, model: str, serving_version: str, sizes: dict) 
     }
 
 
-def k8s_documents(bundle: Path, manifest: dict, configs) -> dict[str, list[dict]]:
+def k8s_documents(bundle: Path, manifest: dict,
+                  served: list[ServedModel]) -> dict[str, list[dict]]:
     """Every file of k8s/ (relative path -> its YAML documents)."""
     name = app_name(manifest)
     image = f"{name}:{content_tag(manifest)}"
-    sizes = resources(served_bytes(bundle, configs))
+    sizes = resources(served_bytes(bundle, served))
     first_model = min(manifest["models"])
     files = {
         "deployment.yaml": [deployment(name, image, sizes, first_model)],
@@ -193,10 +194,10 @@ def k8s_documents(bundle: Path, manifest: dict, configs) -> dict[str, list[dict]
     return files
 
 
-def write_k8s(bundle: Path, manifest: dict, configs) -> list[Path]:
+def write_k8s(bundle: Path, manifest: dict, served: list[ServedModel]) -> list[Path]:
     """Write k8s/ into the bundle; returns the files written."""
     written = []
-    for relative, documents in k8s_documents(bundle, manifest, configs).items():
+    for relative, documents in k8s_documents(bundle, manifest, served).items():
         path = bundle / "k8s" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump_all(documents, sort_keys=False), encoding="utf-8")

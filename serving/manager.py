@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import grpc
 
-from serving.repository import ModelConfig, aspired_versions, list_versions
-from serving.servable import LoadOptions, RpcFailure, Servable
+from serving.models_config import ServedModel, aspired_versions
+from serving.rpc import RpcFailure
+from serving.servable import LoadOptions, Servable
+from serving.version_folders import list_versions
 
 log = logging.getLogger("kexport.serving")
 
@@ -39,7 +41,7 @@ class ModelManager:
     """Loads the versions each model's policy asks for and hands them to requests.
 
     Args:
-        models: the models to serve (see `serving.repository.load_repository`).
+        models: the models to serve (see `serving.version_folders.load_repository`).
         warmup: replay warm-up records when a version loads.
         options: how versions are loaded and run (batching, TFLite, ...); `warmup` is ignored
             when given.
@@ -47,7 +49,7 @@ class ModelManager:
             Serving's --allow_version_labels_for_unavailable_models.
     """
 
-    def __init__(self, models: list[ModelConfig], *, warmup: bool = True,
+    def __init__(self, models: list[ServedModel], *, warmup: bool = True,
                  options: LoadOptions | None = None, labels_for_unavailable: bool = False):
         self.models = {m.name: m for m in models}
         self.options = options or LoadOptions(warmup=warmup)
@@ -67,7 +69,7 @@ class ModelManager:
             for model in self.models.values():
                 self._refresh_model(model)
 
-    def reload(self, models: list[ModelConfig]) -> None:
+    def reload(self, models: list[ServedModel]) -> None:
         """Serve this list of models from now on, as TF Serving's ReloadConfig does.
 
         New models load, removed ones unload, changed policies and labels apply. Requests in
@@ -181,7 +183,7 @@ class ModelManager:
         with self._lock:
             return {name: sorted(versions) for name, versions in self._loaded.items()}
 
-    def _refresh_model(self, model: ModelConfig) -> None:
+    def _refresh_model(self, model: ServedModel) -> None:
         on_disk = list_versions(model.base_path)
         aspired = aspired_versions(model, on_disk)
         if not on_disk and model.name not in self._warned_empty:
@@ -205,7 +207,7 @@ class ModelManager:
             servable.close()  # requests already holding it finish: closing drains, not drops
             log.info("unloaded model %s version %d", model.name, servable.version)
 
-    def _maybe_load(self, model: ModelConfig, version: int, path) -> None:
+    def _maybe_load(self, model: ServedModel, version: int, path) -> None:
         with self._lock:
             state = self._states[model.name].get(version)
             if version in self._loaded[model.name]:

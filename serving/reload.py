@@ -15,7 +15,7 @@ import grpc
 
 from exporter.errors import BadInputError
 from serving.manager import ModelManager
-from serving.repository import models_from_config, read_models_config
+from serving.models_config import models_from_config, read_models_config
 from serving.rpc import RpcFailure
 
 log = logging.getLogger("kexport.serving")

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 import grpc
 from google.protobuf import json_format
 
-from serving import rest_examples, rest_json, tensors
+from serving import rest_examples, rest_json, rest_json_reply, tensors
 from serving.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 from serving.rpc import RpcFailure
 
@@ -123,17 +123,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, self.metrics[0].render(), "text/plain; version=0.0.4")
             return
         if not path.lower().startswith("/v1/"):
-            self._reply(404, rest_json.error_body(f"Not found: {method} {path}"))
+            self._reply(404, rest_json_reply.error_body(f"Not found: {method} {path}"))
             return
         try:
             reply = route(self.servicer, method, path, body)
         except RpcFailure as failure:
             self._reply(HTTP_STATUS.get(failure.code.name, 500),
-                        rest_json.error_body(failure.message))
+                        rest_json_reply.error_body(failure.message))
             return
         except Exception as err:  # a bug or a TF crash: answer 500, keep serving
             log.exception("REST %s %s failed", method, path)
-            self._reply(500, rest_json.error_body(f"{type(err).__name__}: {err}"))
+            self._reply(500, rest_json_reply.error_body(f"{type(err).__name__}: {err}"))
             return
         self._reply(200, reply)
 
@@ -208,7 +208,7 @@ def _predict(servicer, spec, doc: dict) -> bytes:
         doc, servicer.signature_inputs(request.model_spec), request)
     response = servicer.call("Predict", request, "REST")
     outputs = {alias: tensors.to_ndarray(proto) for alias, proto in response.outputs.items()}
-    return rest_json.predict_reply(outputs, request_format)
+    return rest_json_reply.predict_reply(outputs, request_format)
 
 
 def _classify_or_regress(servicer, method_name: str, spec, doc: dict) -> bytes:

@@ -21,15 +21,17 @@ from google.protobuf import json_format
 
 from exporter.errors import BadInputError
 from serving import tensors
-from serving.client import (
+from serving.client_examples import ExampleResults
+from serving.client_messages import (
     DEFAULT_SIGNATURE,
-    ExampleResults,
-    PredictClient,
     Prediction,
     VersionStatus,
-    _named_inputs,
+    check_version_choice,
+    named_inputs,
 )
 from serving.errors import ServingError
+from serving.grpc_client import PredictClient
+from serving.lossless_cast import cast_lossless
 from serving.protos import get_model_metadata_pb2, status_pb2, types_pb2
 from serving.signatures import Signature, signatures_from_metadata
 
@@ -107,9 +109,9 @@ class RestPredictClient(PredictClient):
         """POST one :predict request with columnar inputs; see `PredictClient.predict`."""
         spec = self.signature(model, signature, version=version, label=label)
         body = {"signature_name": spec.name, "inputs": {
-            name: _to_json(tensors.cast_lossless(np.asarray(arr), spec.inputs[name].dtype, name),
+            name: _to_json(cast_lossless(np.asarray(arr), spec.inputs[name].dtype, name),
                            spec.inputs[name].dtype)
-            for name, arr in _named_inputs(spec, inputs).items()}}
+            for name, arr in named_inputs(spec, inputs).items()}}
         doc = self._call("POST", _model_path(model, version, label) + ":predict", body,
                          f"Predict on model '{model}'")
         outputs = _outputs(doc.get("outputs"), spec)
@@ -197,8 +199,7 @@ def _reply_document(status: int, data: bytes, what: str) -> dict:
 
 
 def _model_path(model: str, version: int | None, label: str | None) -> str:
-    if version is not None and label:
-        raise BadInputError("--version and --label exclude each other; pass one.")
+    check_version_choice(version, label)
     path = f"/v1/models/{quote(model, safe='')}"
     if version is not None:
         return f"{path}/versions/{int(version)}"

@@ -12,7 +12,8 @@ import json
 
 import numpy as np
 
-from serving.rest_json import float_token, is_b64, json_type, short, string_value
+from serving.rest_json import is_b64, json_type, short, string_value
+from serving.rest_json_reply import float_token
 from serving.rpc import invalid
 
 

@@ -1,6 +1,6 @@
 """One loaded model version: its signatures, computed by a runner (TF2 functions, a TF1 session or
 a TFLite interpreter), behind TF Serving's request checks and error messages (predict_util.cc,
-tensorflow/cc/saved_model/util.cc).
+tensorflow/cc/saved_model/util.cc; the PredictRequest ones are in serving/predict_checks.py).
 
 TensorFlow is imported by `Servable.load`, not at module import, so `kexport --help` stays fast.
 """
@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import numpy as np
 
-from exporter.errors import BadInputError
 from serving import tensors
+from serving.predict_checks import check_dtypes, check_inputs_size, input_values, output_aliases
 from serving.protos import get_model_metadata_pb2, meta_graph_pb2, predict_pb2, prediction_log_pb2
 from serving.rpc import RpcFailure, one_line
 from serving.runners import SERVE_TAG, load_savedmodel
 
-__all__ = ["DEFAULT_SIGNATURE", "LoadOptions", "RpcFailure", "Servable", "read_signature_defs"]
+__all__ = ["DEFAULT_SIGNATURE", "LoadOptions", "Servable", "read_signature_defs"]
 
 log = logging.getLogger("kexport.serving")
 
@@ -39,7 +38,7 @@ class LoadOptions:
         warmup: replay warm-up records when a version loads (--enable_model_warmup).
         prefer_tflite: serve `model.tflite` when a version holds one (--prefer_tflite_model).
         batching: merge concurrent calls (--enable_batching with its BatchingParameters);
-            a `serving.batching.BatchingConfig`, None for no batching.
+            a `serving.batching_config.BatchingConfig`, None for no batching.
         per_model_batching: a version's own `batching_params.pbtxt` replaces `batching`
             (--enable_per_model_batching_parameters).
         method_name_check: Classify/Regress demand their signature's method_name
@@ -99,7 +98,7 @@ class Servable:
             runner = load_savedmodel(path)
         batching = options.batching
         if options.per_model_batching and (path / PER_MODEL_BATCHING).is_file():
-            from serving.batching import read_batching_config
+            from serving.batching_config import read_batching_config
 
             batching = read_batching_config(path / PER_MODEL_BATCHING)
         if batching is not None:
@@ -165,10 +164,10 @@ class Servable:
         """Check and run a PredictRequest; the response without outputs, and the outputs."""
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         signature = self.signature(signature_name)
-        _check_inputs_size(signature, request)
-        feeds = _input_values(signature, request)
-        aliases = _output_aliases(signature, request.output_filter)
-        _check_dtypes(signature, feeds)
+        check_inputs_size(signature, request)
+        feeds = input_values(signature, request)
+        aliases = output_aliases(signature, request.output_filter)
+        check_dtypes(signature, feeds)
         results = self.runner.run(signature_name, dict(feeds), aliases)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name or self.name
@@ -245,69 +244,3 @@ def read_signature_defs(path: Path) -> dict:
     tags = [sorted(m.meta_info_def.tags) for m in saved_model.meta_graphs]
     raise RuntimeError(f"The SavedModel in {path} has no MetaGraph tagged '{SERVE_TAG}' "
                        f"(tag sets: {tags}).")
-
-
-def _check_inputs_size(signature, request) -> None:
-    sent, wanted = set(request.inputs), set(signature.inputs)
-    if len(sent) > len(wanted) or (len(sent) < len(wanted) and not signature.defaults):
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, (
-            f"input size does not match signature: {len(sent)}!={len(wanted)} "
-            f"len({{{_join(sent)}}}) != len({{{_join(wanted)}}}). "
-            f"Sent extra: {{{_join(sent - wanted)}}}. Missing but required: {{{_join(wanted - sent)}}}."))
-
-
-def _input_values(signature, request) -> list[tuple[str, np.ndarray]]:
-    feeds, seen = [], set()
-    for alias in sorted(signature.inputs):
-        if alias in request.inputs:
-            proto = request.inputs[alias]
-            seen.add(alias)
-        elif alias in signature.defaults:
-            proto = signature.defaults[alias]
-        else:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, (
-                f"Signature input alias: {alias}(feed name: {signature.inputs[alias].name}) not "
-                f"found in request and no default value provided. Inputs expected to be in the "
-                f"request {{{_join(request.inputs)}}}, or default input alias set: "
-                f"{_join(signature.defaults)}"))
-        try:
-            feeds.append((alias, tensors.to_ndarray(proto)))
-        except BadInputError:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"tensor parsing error: {alias}") from None
-    if request.inputs and len(seen) != len(request.inputs):
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"Inputs contains invalid name. Used request inputs: {_join(seen)}, "
-                         f"request input: {_join(request.inputs)}")
-    return feeds
-
-
-def _output_aliases(signature, output_filter) -> list[str]:
-    if not output_filter:
-        return sorted(signature.outputs)
-    seen: list[str] = []
-    for alias in output_filter:
-        if alias not in signature.outputs:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, (
-                f"output tensor alias not found in signature: {alias} Outputs expected to be in "
-                f"the set {{{_join(signature.outputs)}}}."))
-        if alias in seen:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"duplicate output tensor alias: {alias}")
-        seen.append(alias)
-    return seen
-
-
-def _check_dtypes(signature, feeds) -> None:
-    # TF Serving leaves this to the TensorFlow runtime, whose message this is.
-    for index, (alias, arr) in enumerate(feeds):
-        expected = signature.inputs[alias].dtype
-        sent = tensors.dtype_from_numpy(arr.dtype)
-        if sent != expected:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, (
-                f"Expects arg[{index}] to be {tensors.dtype_name(expected)} but "
-                f"{tensors.dtype_name(sent)} is provided"))
-
-
-def _join(names) -> str:
-    return ",".join(sorted(names))

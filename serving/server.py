@@ -1,8 +1,9 @@
 """A local server that speaks TF Serving's gRPC and REST APIs over a model repository or bundle.
 
 PredictionService and ModelService are served with TF Serving's status codes and messages (see
-serving/servicer.py, which both front ends call); the REST API (serving/rest.py), Prometheus
-metrics, a UNIX-socket gRPC listener and config reloads follow the flags TF Serving has for them.
+serving/servicer.py, which both front ends call, and serving/grpc_handlers.py, the gRPC one);
+the REST API (serving/rest.py), Prometheus metrics, a UNIX-socket gRPC listener and config
+reloads follow the flags TF Serving has for them.
 It is a stand-in for development and CI on machines without a container engine; production is
 the tensorflow/serving container.
 
@@ -20,7 +21,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,14 +28,14 @@ from pathlib import Path
 import grpc
 
 from exporter.errors import BadInputError
-from serving import memory
 from serving.errors import ServingError
+from serving.grpc_handlers import grpc_handlers
 from serving.manager import ModelManager
 from serving.options import ServeOptions
 from serving.reload import ConfigWatcher, config_reloader
-from serving.repository import config_file, load_repository
-from serving.servable import LoadOptions, RpcFailure
+from serving.servable import LoadOptions
 from serving.servicer import SERVICE_METHODS, Servicer
+from serving.version_folders import config_file, load_repository
 
 log = logging.getLogger("kexport.serving")
 
@@ -140,7 +140,7 @@ def start_server(path: str | Path | None = None, *, options: ServeOptions | None
 def load_options(options: ServeOptions) -> LoadOptions:
     """How versions load and run, from the serve options: warm-up, TFLite, batching (a bundle
     built with `kexport bundle --batching` batches as its container would), method checks."""
-    from serving.batching import batching_config
+    from serving.batching_config import batching_config
 
     return LoadOptions(warmup=options.warmup, prefer_tflite=options.prefer_tflite_model,
                        batching=batching_config(options.batching, options.path),
@@ -260,63 +260,3 @@ def serve(path: str | Path | None = None, *, options: ServeOptions | None = None
             signal.signal(signum, handler)
         running.stop()
         log.info("stopped")
-
-
-def grpc_handlers(servicer: Servicer):
-    """Generic gRPC handlers for every method of both services; unserved ones are UNIMPLEMENTED."""
-    handlers = []
-    served = servicer.methods()
-    for service, names in SERVICE_METHODS.items():
-        table = {name: _unary(servicer, name) if name in served else _unimplemented(name)
-                 for name in names}
-        handlers.append(grpc.method_handlers_generic_handler(service, table))
-    return tuple(handlers)
-
-
-def _unary(servicer: Servicer, name: str):
-    method = servicer.methods()[name]
-
-    def behaviour(request, context):
-        started = time.perf_counter()
-        try:
-            response = servicer.call(name, request, wire=True)
-        except RpcFailure as failure:
-            _log_request(name, request, started, failure.code.name)
-            context.abort(failure.code, failure.message)
-        except Exception as err:  # a bug or a TF crash: answer INTERNAL, keep serving
-            log.exception("%s failed", name)
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
-        _log_request(name, request, started, "OK")
-        memory.release_after(request.ByteSize())
-        return response
-
-    return grpc.unary_unary_rpc_method_handler(
-        behaviour, request_deserializer=method.request_type.FromString,
-        response_serializer=_serialize)
-
-
-def _serialize(response) -> bytes:
-    # Predict replies come already serialized (Servable.predict_wire).
-    return response if isinstance(response, bytes) else response.SerializeToString()
-
-
-def _unimplemented(method: str):
-    def behaviour(request, context):
-        log.debug("%s UNIMPLEMENTED", method)
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      f"{method} is not implemented by kexport serve, the local stand-in for TF "
-                      "Serving; use Predict, or the tensorflow/serving container.")
-
-    # Raw bytes in: the request is never parsed.
-    return grpc.unary_unary_rpc_method_handler(behaviour)
-
-
-def _log_request(method: str, request, started: float, outcome: str) -> None:
-    if not log.isEnabledFor(logging.DEBUG) or not hasattr(request, "model_spec"):
-        return
-    spec = request.model_spec
-    which = spec.WhichOneof("version_choice")
-    version = {"version": lambda: spec.version.value, "version_label": lambda: spec.version_label,
-               None: lambda: "latest"}[which]()
-    log.debug("%s model=%s version=%s signature=%s %.1f ms %s", method, spec.name, version,
-              spec.signature_name or "-", (time.perf_counter() - started) * 1e3, outcome)

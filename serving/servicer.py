@@ -26,7 +26,8 @@ from serving.protos import (
     predict_pb2,
     regression_pb2,
 )
-from serving.servable import DEFAULT_SIGNATURE, RpcFailure
+from serving.rpc import RpcFailure
+from serving.servable import DEFAULT_SIGNATURE
 
 log = logging.getLogger("kexport.serving")
 

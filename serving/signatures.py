@@ -14,8 +14,10 @@ from serving.protos import get_model_metadata_pb2
 
 
 @dataclass(frozen=True)
-class TensorSpec:
-    """One input or output of a signature: alias, DataType and shape (None: unknown rank)."""
+class SignatureTensor:
+    """One input or output of a signature as its TensorInfo describes it: alias, DataType enum and
+    shape (-1 for unknown dimensions, None for an unknown rank). Not `exporter.model_types.
+    TensorSpec`, which holds a Keras model's tensor with a dtype name and None dimensions."""
 
     name: str
     dtype: int
@@ -32,8 +34,8 @@ class Signature:
     """A serving signature: its name, inputs and outputs by alias, and inputs with defaults."""
 
     name: str
-    inputs: dict[str, TensorSpec]
-    outputs: dict[str, TensorSpec]
+    inputs: dict[str, SignatureTensor]
+    outputs: dict[str, SignatureTensor]
     method_name: str = ""
     defaults: frozenset[str] = frozenset()
 
@@ -52,11 +54,11 @@ def signatures_from_metadata(response) -> dict[str, Signature]:
                             frozenset(sig.defaults)) for name, sig in sigmap.signature_def.items()}
 
 
-def _specs(infos) -> dict[str, TensorSpec]:
+def _specs(infos) -> dict[str, SignatureTensor]:
     specs = {}
     for name, info in infos.items():
         # No tensor_shape at all means unknown, as does unknown_rank; an empty one is a scalar.
         known = info.HasField("tensor_shape") and not info.tensor_shape.unknown_rank
         shape = tuple(d.size for d in info.tensor_shape.dim) if known else None
-        specs[name] = TensorSpec(name, info.dtype, shape)
+        specs[name] = SignatureTensor(name, info.dtype, shape)
     return specs

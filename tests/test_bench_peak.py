@@ -6,10 +6,12 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pytest
 
 from bench.measure import python_target, run_once
 
 
+@pytest.mark.slow  # 300 MB in this process, 200 MB in a child, each measured
 def test_a_trivial_command_reads_a_small_peak_from_a_fat_parent():
     ballast = np.ones(300 * 2**20 // 8)  # 300 MB touched in this process before the fork
     trivial = run_once([sys.executable, "-c", "pass"])

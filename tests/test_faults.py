@@ -87,7 +87,7 @@ def check_destination(kind: str, destination: Path, source: Path, reference: Pat
 def served_versions(bundle: Path, source: Path) -> list[int]:
     """The versions of model `m` the bundle's config serves, each checked to compute as `source`
     does; version 1, there before any run was killed, must always be among them."""
-    from serving.repository import read_models_config
+    from serving.models_config import read_models_config
 
     config = read_models_config(bundle / "models.config", bundle)
     assert [entry.name for entry in config] == ["m"]

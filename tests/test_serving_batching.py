@@ -13,10 +13,10 @@ import pytest
 
 from exporter.errors import BadInputError
 from serving import tensors
-from serving.batching import BatchingConfig, parse_batching_config, read_batching_config
+from serving.batching_config import BatchingConfig, parse_batching_config, read_batching_config
+from serving.container_files import BatchingSettings
 from serving.protos import predict_pb2, regression_pb2
 from serving.server import start_server
-from serving.serverconfig import BatchingSettings
 from tests.conftest import SHARED_FIXTURES
 
 FIXTURES = SHARED_FIXTURES / "tfserving"
@@ -143,7 +143,7 @@ def test_calls_larger_than_max_batch_size_are_refused(batched):
 
 
 def test_a_bundle_built_with_batching_batches(tmp_path):
-    from serving.batching import batching_config
+    from serving.batching_config import batching_config
 
     (tmp_path / "batching.config").write_text(BatchingSettings(max_batch_size=16).render())
     assert batching_config(None, tmp_path) is None  # not a bundle that asked for it

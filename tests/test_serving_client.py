@@ -15,9 +15,9 @@ import grpc
 import numpy as np
 import pytest
 
-from serving.client import PredictClient
-from serving.client_cli import main, run_predict
+from serving.client import PredictClient, main
 from serving.errors import ServingError
+from serving.predict_job import run_predict
 from serving.server import start_server
 from tests.cli_helpers import run_script_without_tensorflow
 from tests.conftest import SHARED_FIXTURES
@@ -151,7 +151,7 @@ def test_single_input_needs_no_name_and_files_are_batched(target, tmp_path, caps
 
 
 def test_one_example_gets_a_batch_axis_and_rest_rows_work(setup, target, tmp_path):
-    from serving.client_cli import predict_files
+    from serving.predict_job import predict_files
 
     _, multi, _ = setup
     example = write_json(tmp_path / "one.json", [1, 2, 3, 4])  # features of one example
@@ -276,6 +276,42 @@ def test_unreachable_server_is_exit_4(tmp_path, capsys):
                            "Is it running? Check --target (HOST:PORT), and --tls if it uses TLS.")
 
 
+@pytest.mark.parametrize("args, message", [
+    # TF Serving's ModelSpec holds the version and the label as a oneof: never both.
+    (["--version", "123", "--label", "stable"],
+     "--version and --label exclude each other; pass one."),
+    (["--method", "classify", "--version", "123", "--label", "stable"],
+     "--version and --label exclude each other; pass one."),
+    (["--preprocess", "nope"],
+     "Unknown --preprocess mode 'nope'; expected one of none, tf, caffe, torch."),
+    (["--method", "nope"], "Unknown --method 'nope'; expected one of predict, classify, regress."),
+])
+def test_script_and_kexport_predict_refuse_the_same_options_up_front(tmp_path, capsys, args,
+                                                                      message):
+    """One declaration, one check: both front ends refuse with exit 2 before connecting (the
+    target is closed, so asking it would be exit 4), each in its own error format."""
+    from tests.cli_helpers import run
+
+    command = ["--target", "127.0.0.1:9", "--timeout", "0.5", "--model", "two", *args,
+               write_json(tmp_path / "x.json", [[1.0]])]
+    assert cli(*command, capsys=capsys) == (2, "", f"client.py: error: {message}\n")
+    result = run("predict", *command)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {message}\n")
+
+
+def test_script_usage_errors_name_the_script(capsys):
+    code, out, err = cli(capsys=capsys)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == ["Usage: client.py [OPTIONS] [FILE]...",
+                                "client.py: error: Missing option '--model'."]
+    code, _, err = cli("--model", "half", "--version", "x", capsys=capsys)
+    assert code == 2 and err.splitlines()[-1] == (
+        "client.py: error: Invalid value for '--version': 'x' is not a valid integer.")
+    code, out, _ = cli("--help", capsys=capsys)
+    assert code == 0 and "--preprocess" in out and "--label" in out
+
+
+@pytest.mark.slow  # an RSA key, a TLS server, and a 1 s plain-text timeout
 def test_tls_with_a_private_ca(tmp_path):
     openssl = shutil.which("openssl")
     if openssl is None:
@@ -313,13 +349,13 @@ def test_script_runs_without_tensorflow(target, tmp_path):
                                                "values": [[2.5], [3.0], [4.5]]}}
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")]
-    assert "grpc" in imported and "serving.client" in imported
+    assert "grpc" in imported and "serving.grpc_client" in imported
     assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "tensorflow_serving",
                                                           "keras")]
     # The same check on the interpreter's module table, after a full run of main().
     checked = run_script_without_tensorflow(SCRIPT, ["--target", target, "--model", "half", x],
                                             tmp_path)
-    assert "'serving.client'" in checked.stdout.splitlines()[-1]
+    assert "'serving.grpc_client'" in checked.stdout.splitlines()[-1]
 
 
 def test_script_failure_is_one_line(target, tmp_path):

@@ -13,9 +13,9 @@ import pytest
 
 from exporter.errors import BadInputError
 from serving.client import PredictClient
-from serving.client_cli import run_examples
 from serving.errors import ServingError
 from serving.examples import fill_input
+from serving.predict_job import run_examples
 from serving.protos import regression_pb2
 from serving.rest_client import RestPredictClient
 from serving.server import start_server

@@ -156,7 +156,7 @@ def test_tf_serving_command_line_runs_unchanged(tmp_path):
 
 
 def test_ssl_config_file_serves_tls(tmp_path):
-    from serving.client_cli import run_predict
+    from serving.predict_job import run_predict
     from serving.server import start_server
 
     openssl = shutil.which("openssl")

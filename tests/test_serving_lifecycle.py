@@ -173,6 +173,7 @@ app()
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports TensorFlow (~6 s)
 def test_kexport_serve_command_reports_port_and_stops_on_sigterm(tmp_path):
     (tmp_path / "7").symlink_to(VERSION_123)
     process = subprocess.Popen(

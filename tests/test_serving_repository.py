@@ -7,13 +7,8 @@ from pathlib import Path
 import pytest
 
 from exporter.errors import BadInputError
-from serving.repository import (
-    ModelConfig,
-    aspired_versions,
-    container_path_to_local,
-    list_versions,
-    load_repository,
-)
+from serving.models_config import ServedModel, aspired_versions, container_path_to_local
+from serving.version_folders import list_versions, load_repository
 from tests.conftest import SHARED_FIXTURES
 
 FIXTURES = SHARED_FIXTURES / "tfserving"
@@ -23,7 +18,7 @@ TWO_VERSIONS = FIXTURES / "saved_model_half_plus_two_2_versions"
 
 def test_base_path_serves_one_model_named_default():
     [model] = load_repository(HALF_PLUS_TWO)
-    assert model == ModelConfig("default", HALF_PLUS_TWO.resolve())
+    assert model == ServedModel("default", HALF_PLUS_TWO.resolve())
     assert list(list_versions(model.base_path)) == [123]  # "00000123" is version 123
 
 
@@ -114,10 +109,10 @@ def test_only_integer_folders_with_a_savedmodel_are_versions(tmp_path):
 
 
 @pytest.mark.parametrize("model, expected", [
-    (ModelConfig("m", Path("/")), {124}),
-    (ModelConfig("m", Path("/"), count=2), {123, 124}),
-    (ModelConfig("m", Path("/"), policy="all"), {7, 123, 124}),
-    (ModelConfig("m", Path("/"), policy="specific", versions=(123, 999)), {123}),
+    (ServedModel("m", Path("/")), {124}),
+    (ServedModel("m", Path("/"), count=2), {123, 124}),
+    (ServedModel("m", Path("/"), policy="all"), {7, 123, 124}),
+    (ServedModel("m", Path("/"), policy="specific", versions=(123, 999)), {123}),
 ])
 def test_version_policies(model, expected):
     assert aspired_versions(model, [123, 7, 124]) == expected

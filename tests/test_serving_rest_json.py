@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from serving import rest_examples, rest_json, tensors
+from serving import rest_examples, rest_json, rest_json_reply, tensors
 from serving.protos import predict_pb2, types_pb2
-from serving.servable import RpcFailure
+from serving.rpc import RpcFailure
 
 
 def test_values_become_tensors_of_the_signature_dtype():
@@ -110,16 +110,16 @@ def test_bad_examples_are_refused(doc, message):
 
 def test_replies_are_tf_serving_json():
     y = np.array([[0.1], [np.nan], [np.inf]], np.float32)
-    assert rest_json.predict_reply({"y": y}, "row") == \
+    assert rest_json_reply.predict_reply({"y": y}, "row") == \
         b'{"predictions": [[0.1],[NaN],[Infinity]]}'
-    both = rest_json.predict_reply({"p": np.array([1, 2], np.int64),
+    both = rest_json_reply.predict_reply({"p": np.array([1, 2], np.int64),
                                     "q": np.array([[True], [False]])}, "row")
     assert json.loads(both) == {"predictions": [{"p": 1, "q": [True]}, {"p": 2, "q": [False]}]}
-    assert json.loads(rest_json.predict_reply({"p": np.array(3.0, np.float64),
+    assert json.loads(rest_json_reply.predict_reply({"p": np.array(3.0, np.float64),
                                                "t_bytes": np.array([b"\xff"], object)},
                                               "columnar")) == {
         "outputs": {"p": 3.0, "t_bytes": [{"b64": "/w=="}]}}
     with pytest.raises(RpcFailure, match="inconsistent batch size"):
-        rest_json.predict_reply({"a": np.zeros((2, 1)), "b": np.zeros((3, 1))}, "row")
+        rest_json_reply.predict_reply({"a": np.zeros((2, 1)), "b": np.zeros((3, 1))}, "row")
     with pytest.raises(RpcFailure, match="has no shape information"):
-        rest_json.predict_reply({"a": np.array(1.0)}, "row")
+        rest_json_reply.predict_reply({"a": np.array(1.0)}, "row")

@@ -8,6 +8,7 @@ import pytest
 
 from exporter.errors import BadInputError
 from serving import tensors
+from serving.lossless_cast import cast_lossless
 from serving.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -92,7 +93,7 @@ def test_dtype_names_follow_tensorflow():
     (["a"], types_pb2.DT_STRING, np.array([b"a"], object)),
 ])
 def test_lossless_casts_are_done(values, dtype, expected):
-    out = tensors.cast_lossless(np.asarray(values), dtype, "x")
+    out = cast_lossless(np.asarray(values), dtype, "x")
     assert out.dtype == expected.dtype
     np.testing.assert_array_equal(out, expected)
 
@@ -109,7 +110,7 @@ def test_lossless_casts_are_done(values, dtype, expected):
 ])
 def test_lossy_casts_say_why(values, dtype, reason):
     with pytest.raises(BadInputError, match=f"Input 'x'.*{reason}") as err:
-        tensors.cast_lossless(np.asarray(values), dtype, "x")
+        cast_lossless(np.asarray(values), dtype, "x")
     assert err.value.exit_code == 2
 
 

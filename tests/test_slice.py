@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +13,19 @@ from tests.conftest import _randomize
 
 
 @pytest.fixture(scope="module")
+def mobilenet(keras3, tmp_path_factory) -> Path:
+    """A small MobileNetV2 saved as .keras (seconds to build and save: only its own test pays)."""
+    model = keras3.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=4)
+    path = tmp_path_factory.mktemp("slice_mobilenet") / "mobilenet.keras"
+    _randomize(model).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def models(keras3, tmp_path_factory) -> dict:
     """Small slicing fixtures saved as .keras: {name: path}."""
     keras, L = keras3, keras3.layers
     built = {}
-    built["mobilenet"] = keras.applications.MobileNetV2(
-        weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=4)
     vgg = [keras.Input((16, 16, 3), name="image")]
     for block in range(1, 5):
         vgg += [L.Conv2D(4, 3, padding="same", activation="relu", name=f"block{block}_conv1"),
@@ -48,9 +56,10 @@ def sliced(keras3, path):
     return keras3.models.load_model(path, compile=False)
 
 
-def test_mobilenet_cut_at_two_named_layers(models, keras3, tmp_path):
+@pytest.mark.slow
+def test_mobilenet_cut_at_two_named_layers(mobilenet, keras3, tmp_path):
     destination = tmp_path / "features.keras"
-    result = run("slice", models["mobilenet"], destination, "--output", "block_3_expand_relu",
+    result = run("slice", mobilenet, destination, "--output", "block_3_expand_relu",
                  "--output", "block_6_project_BN", "--json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)

@@ -253,6 +253,7 @@ def test_writer_failures_are_one_line_exit_2(fully_conv, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a bundle export, then TensorFlow Serving's protos read its records
 def test_bundle_warmup_uses_the_verified_shapes(fully_conv, tmp_path):
     from exporter.runtime import tf_module
     from serving.warmup import WARMUP_FILE
@@ -295,6 +296,7 @@ def test_detection_survives_a_character_cut_by_the_sniffed_bytes(tmp_path, suffi
         detect(path)
 
 
+@pytest.mark.slow  # builds a tf-keras MobileNet
 def test_a_recognised_base_falls_back_to_its_default_size(tf_keras):
     from exporter.shapes import choose_sizes, recognised_application
 

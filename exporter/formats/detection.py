@@ -23,6 +23,7 @@ from exporter.formats.zipcheck import check_zip_members
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 TFLITE_IDENTIFIER = b"TFL3"
+MODEL_REPOSITORY_CONFIG = "models.config"  # a TF Serving repository's: many models, not a format
 
 
 _NO_CONFIG = object()
@@ -97,8 +98,11 @@ def _refuse_pickle(path: Path, head: bytes) -> None:
 
 
 def _detect_directory(path: Path) -> Detected:
-    if (path / "bundle.json").is_file():  # a kexport TF Serving bundle (serving/bundle.py)
-        return Detected(path, "bundle")
+    if (path / MODEL_REPOSITORY_CONFIG).is_file():
+        raise FormatError(
+            f"{path} is a TensorFlow Serving model repository (it has {MODEL_REPOSITORY_CONFIG}), "
+            f"which holds many models; name one version folder instead, e.g. {path}/models/NAME/1."
+        )
     _refuse_escaping_links(path)
     if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
         has_keras = (path / "keras_metadata.pb").is_file()

@@ -43,11 +43,6 @@ FORMATS: dict[str, FormatSpec] = {
 
 def format_module(name: str):
     """Import the module that reads and writes format `name`."""
-    if name == "bundle":
-        raise BadInputError(
-            "a kexport bundle holds many models; name one version folder instead, "
-            "e.g. BUNDLE/models/NAME/1."
-        )
     return importlib.import_module(f"exporter.formats.{FORMATS[name].module}")
 
 

@@ -1,13 +1,18 @@
-"""`kexport bundle`: a TensorFlow Serving model repository that the official image serves as is.
+"""`kexport bundle`: build or extend a TensorFlow Serving model repository that the official
+image serves as is.
 
 OUT_DIR/
   models/<name>/<version>/   SavedModels (serving_default keyed by layer names), warm-up records
+                             (serving/version_export.py)
   models.config              text-format ModelServerConfig, base paths under /models
+                             (serving/models_config.py)
   batching.config            with --batching
   Dockerfile, docker-compose.yml, README.md   rendered from serving/templates/
+                             (serving/container_files.py)
   k8s/                       with --k8s: Deployment, Service, HPA, PDB, kustomization (serving/k8s.py)
   bundle.json                manifest: every version's source, sha256, signature, inputs, outputs,
                              the TensorFlow that wrote it, and the serving image it targets
+                             (serving/bundle_manifest.py)
 
 `--check-runtime` loads every version under the image's own TensorFlow before publishing
 (serving/runtime_check.py).
@@ -30,10 +35,19 @@ from exporter import __version__
 from exporter.errors import BadInputError, DestinationExistsError, VerificationError
 from exporter.publish import publish, staging_folder
 from exporter.swap import restore_interrupted
-from serving.bundle_export import export_version
-from serving.bundle_files import render_docker_files
+from serving.bundle_manifest import MANIFEST, read_manifest
+from serving.container_files import BatchingSettings, render_docker_files
 from serving.k8s import write_k8s
-from serving.repository import ModelConfig, read_models_config
+from serving.models_config import (
+    CONFIG_NAME,
+    POLICIES,
+    ServedModel,
+    check_model_name,
+    check_servable,
+    container_base_path,
+    models_config_text,
+    read_models_config,
+)
 from serving.runtime_check import (
     DEFAULT_SERVING_VERSION,
     SERVING_IMAGE,
@@ -41,16 +55,8 @@ from serving.runtime_check import (
     check_runtime,
     serving_target,
 )
-from serving.serverconfig import (
-    POLICIES,
-    BatchingSettings,
-    check_model_name,
-    check_servable,
-    container_base_path,
-    render_models_config,
-)
+from serving.version_export import export_version
 
-MANIFEST = "bundle.json"
 DEFAULT_IMAGE = f"{SERVING_IMAGE}:{DEFAULT_SERVING_VERSION}"
 
 
@@ -113,17 +119,6 @@ class BundleRequest:
     used_input_names: set = field(default_factory=set)  # the ones some model has
 
 
-def read_manifest(out_dir: Path) -> dict | None:
-    """The manifest of an existing bundle, or None when OUT_DIR is not one."""
-    path = out_dir / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise BadInputError(f"{path} is not valid JSON; is {out_dir} a kexport bundle?") from None
-
-
 def plan_versions(request: BundleRequest, manifest: dict) -> list[tuple[ModelSource, int]]:
     """Give every source a version: as asked, its folder's number, or the next free one."""
     existing = {name: {int(v) for v in entry["versions"]} for name, entry in manifest["models"].items()}
@@ -147,19 +142,19 @@ def plan_versions(request: BundleRequest, manifest: dict) -> list[tuple[ModelSou
     return planned
 
 
-def model_configs(manifest: dict) -> tuple[list[ModelConfig], dict[str, list[int]]]:
-    """ModelServerConfig entries and the versions each model has, from the manifest."""
-    configs, versions = [], {}
+def served_models(manifest: dict) -> tuple[list[ServedModel], dict[str, list[int]]]:
+    """models.config entries and the versions each model has, from the manifest."""
+    served, versions = [], {}
     for name, entry in sorted(manifest["models"].items()):
         versions[name] = sorted(int(v) for v in entry["versions"])
-        configs.append(ModelConfig(
+        served.append(ServedModel(
             name=name,
             base_path=Path(container_base_path(name)),
             policy=entry.get("policy", "latest"),
             versions=tuple(versions[name]) if entry.get("policy") == "specific" else (),
             labels={label: int(v) for label, v in entry.get("labels", {}).items()},
         ))
-    return configs, versions
+    return served, versions
 
 
 def update_manifest(manifest: dict, request: BundleRequest, planned) -> None:
@@ -205,8 +200,8 @@ def build_bundle(request: BundleRequest, progress: Callable[[str], None] = lambd
     manifest = existing or {"models": {}}
     planned = plan_versions(request, manifest)
     update_manifest(manifest, request, planned)
-    configs, versions = model_configs(manifest)
-    check_servable(configs, versions)  # before any export: cheap refusals first
+    served, versions = served_models(manifest)
+    check_servable(served, versions)  # before any export: cheap refusals first
     with staging_folder(out_dir) as stage:
         bundle = stage / out_dir.name
         _link_existing_versions(out_dir if existing else None, bundle, manifest, planned)
@@ -216,7 +211,7 @@ def build_bundle(request: BundleRequest, progress: Callable[[str], None] = lambd
                 source, version, bundle / "models" / source.name / str(version), request
             )
         _refuse_unused_input_shapes(request)
-        _write_server_files(bundle, manifest, configs, request)
+        _write_server_files(bundle, manifest, served)
         if request.check_runtime:  # before publishing: an image that cannot serve it changes nothing
             runtime = check_runtime(bundle, manifest["serving_version"], manifest, progress,
                                     request.atol, request.rtol)
@@ -272,13 +267,13 @@ def _link_existing_versions(old: Path | None, bundle: Path, manifest: dict, plan
             shutil.copytree(source, bundle / "models" / name / version, copy_function=os.link)
 
 
-def _write_server_files(bundle: Path, manifest: dict, configs, request: BundleRequest) -> None:
-    (bundle / "models.config").write_text(render_models_config(configs), encoding="utf-8")
-    read_models_config(bundle / "models.config", bundle)  # parse back with TF Serving's proto
+def _write_server_files(bundle: Path, manifest: dict, served: list[ServedModel]) -> None:
+    (bundle / CONFIG_NAME).write_text(models_config_text(served), encoding="utf-8")
+    read_models_config(bundle / CONFIG_NAME, bundle)  # parse back with TF Serving's proto
     if manifest["batching"]:
         (bundle / "batching.config").write_text(BatchingSettings().render(), encoding="utf-8")
     render_docker_files(bundle, manifest)
     if manifest["k8s"]:
-        write_k8s(bundle, manifest, configs)
+        write_k8s(bundle, manifest, served)
     (bundle / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 

@@ -1,7 +1,9 @@
-"""Put one model version into a bundle: export (or copy) a SavedModel, verify it, warm it up."""
+"""Put one model version into a bundle: export (or copy) a SavedModel, verify it, warm it up,
+and record what it came from (the source's sha256) for the manifest."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -13,11 +15,11 @@ from exporter.inputs import makeable
 from exporter.model_types import LoadOptions
 from exporter.routes import write_native_savedmodel
 from exporter.verify import plan_for, verify_loaded
-from serving.bundle_files import source_sha256
 from serving.warmup import seeded_feed, warmup_feeds, write_expected_outputs, write_warmup
 
 # Warm-up records whose outputs are recorded for the runtime check (all are replayed at load).
 MAX_EXPECTED_RECORDS = 32
+CHUNK = 1 << 20  # bytes hashed per read
 
 
 def _refuse_links(root: Path) -> None:
@@ -112,3 +114,24 @@ def writer_tensorflow_version(version_dir: Path) -> str | None:
     saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
     versions = sorted({m.meta_info_def.tensorflow_version for m in saved_model.meta_graphs} - {""})
     return versions[0] if versions else None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_sha256(root: Path) -> str:
+    """One hash for a folder: every file's relative path and content, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def source_sha256(path: Path) -> str:
+    return tree_sha256(path) if path.is_dir() else file_sha256(path)

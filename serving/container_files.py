@@ -1,19 +1,19 @@
-"""The files around a bundle's models: Dockerfile, compose file, README, and source hashes."""
+"""The files around a bundle's models that run it in a container: Dockerfile, compose file and
+README (rendered from serving/templates/), batching.config, and the server flags the image's CMD
+passes (`kexport bundle` writes them; k8s manifests are serving/k8s.py's)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from exporter import __version__
 from serving.k8s import app_name
-from serving.serverconfig import server_flags
 
 # Package data (serving/templates/), so a wheel install renders the same files as a checkout.
 TEMPLATES = resources.files("serving") / "templates"
-CHUNK = 1 << 20
 K8S_SECTION = """
 On Kubernetes (`k8s/`): build the image under the tag `k8s/kustomization.yaml` names (a digest of
 the served versions), push it, point kustomize at your registry, apply:
@@ -27,25 +27,38 @@ kubectl apply -k k8s
 """
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass
+class BatchingSettings:
+    """BatchingParameters for TF Serving's --enable_batching (defaults suit small CPU models)."""
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 1000
+    max_enqueued_batches: int = 100
+    num_batch_threads: int = 4
+
+    def render(self) -> str:
+        """batching.config: a text-format tensorflow.serving.BatchingParameters, printed from
+        the project's wire-compatible copy of the message (same field names as TF Serving's)."""
+        from google.protobuf import text_format
+
+        from serving.protos import server_config_pb2
+
+        params = server_config_pb2.BatchingParameters()
+        for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                     "num_batch_threads"):
+            getattr(params, name).value = getattr(self, name)  # Int64Value wrappers
+        return text_format.MessageToString(params)
 
 
-def tree_sha256(root: Path) -> str:
-    """One hash for a folder: every file's relative path and content, in sorted order."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(file_sha256(path).encode())
-    return digest.hexdigest()
-
-
-def source_sha256(path: Path) -> str:
-    return tree_sha256(path) if path.is_dir() else file_sha256(path)
+def server_flags(batching: bool, poll_seconds: int = 60) -> list[str]:
+    """tensorflow_model_server flags for this bundle, as the image's CMD passes them."""
+    flags = [
+        "--model_config_file=/models/models.config",
+        f"--model_config_file_poll_wait_seconds={poll_seconds}",
+    ]
+    if batching:
+        flags += ["--enable_batching=true", "--batching_parameters_file=/models/batching.config"]
+    return flags
 
 
 def render_docker_files(bundle: Path, manifest: dict) -> None:
