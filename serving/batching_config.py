@@ -1,7 +1,8 @@
-"""The settings of server-side batching: TF Serving's BatchingParameters text proto (the
-`batching.config` that `kexport bundle --batching` writes), parsed with a private copy of the
-message, and which settings a server runs with. Unset fields take the defaults of TF Serving's
-batch scheduler; the scheduler itself is serving/batching.py.
+"""batching.config, TF Serving's BatchingParameters text proto: written by `kexport bundle
+--batching` (`BatchingSettings`) and read by a server (`BatchingConfig`), both through a private
+wire-compatible copy of the message, and which settings a server runs with. The two classes
+differ on purpose: a bundle writes defaults chosen for small CPU models, while a file's unset
+fields take the defaults of TF Serving's batch scheduler. The scheduler is serving/batching.py.
 """
 
 from __future__ import annotations
@@ -13,8 +14,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.errors import BadInputError
+from serving.bundle_manifest import read_manifest
+from serving.protos import server_config_pb2
 
 log = logging.getLogger("kexport.serving")
+
+
+@dataclass
+class BatchingSettings:
+    """BatchingParameters for TF Serving's --enable_batching (defaults suit small CPU models)."""
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 1000
+    max_enqueued_batches: int = 100
+    num_batch_threads: int = 4
+
+    def render(self) -> str:
+        """batching.config: a text-format tensorflow.serving.BatchingParameters, printed from
+        the project's wire-compatible copy of the message (same field names as TF Serving's)."""
+        from google.protobuf import text_format
+
+        params = server_config_pb2.BatchingParameters()
+        for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                     "num_batch_threads"):
+            getattr(params, name).value = getattr(self, name)  # Int64Value wrappers
+        return text_format.MessageToString(params)
 
 
 @dataclass(frozen=True)
@@ -67,8 +91,6 @@ def parse_batching_config(text: str, source: str = "batching parameters") -> Bat
     """
     from google.protobuf import text_format
 
-    from serving.protos import server_config_pb2
-
     params = server_config_pb2.BatchingParameters()
     try:
         text_format.Parse(text, params)
@@ -81,7 +103,6 @@ def parse_batching_config(text: str, source: str = "batching parameters") -> Bat
 def read_batching_config(path: str | Path) -> BatchingConfig:
     """Read a `--batching_parameters_file` (e.g. a bundle's batching.config)."""
     from serving.options import read_text_proto
-    from serving.protos import server_config_pb2
 
     params = read_text_proto(path, server_config_pb2.BatchingParameters(),
                              "--batching_parameters_file")
@@ -120,12 +141,11 @@ def batching_config(option, served: str | Path | None = None) -> BatchingConfig 
 
 
 def _bundle_asks_batching(bundle: Path) -> bool:
-    import json
-
     try:
-        return bool(json.loads((bundle / "bundle.json").read_text(encoding="utf-8")).get("batching"))
-    except (OSError, ValueError, AttributeError):
+        manifest = read_manifest(bundle)
+    except (OSError, BadInputError):
         return False
+    return isinstance(manifest, dict) and bool(manifest.get("batching"))
 
 
 def _check(config: BatchingConfig, source: str) -> None:

@@ -35,8 +35,9 @@ from exporter import __version__
 from exporter.errors import BadInputError, DestinationExistsError, VerificationError
 from exporter.publish import publish, staging_folder
 from exporter.swap import restore_interrupted
+from serving.batching_config import BatchingSettings
 from serving.bundle_manifest import MANIFEST, read_manifest
-from serving.container_files import BatchingSettings, render_docker_files
+from serving.container_files import render_docker_files
 from serving.k8s import write_k8s
 from serving.models_config import (
     CONFIG_NAME,

@@ -230,6 +230,16 @@ TUNING_FLAGS_KEY = "kexport.tuning_flags"
 class TFServingCommand(TyperCommand):
     """`kexport serve`: TF Serving's flag spellings are normalized before click parses them."""
 
+    def declared_flags(self):
+        """The TF Serving spellings (`--model_base_path`) this command's options declare."""
+        import click
+
+        from serving.tfs_flags import DeclaredFlags
+
+        return DeclaredFlags.from_options(
+            (param.opts, param.secondary_opts, param.is_flag)
+            for param in self.params if isinstance(param, click.Option))
+
     def parse_args(self, ctx, args):
         import click
 
@@ -237,7 +247,7 @@ class TFServingCommand(TyperCommand):
         from serving.tfs_flags import normalize_argv
 
         try:
-            args, tuning = normalize_argv(list(args))
+            args, tuning = normalize_argv(list(args), self.declared_flags())
         except BadInputError as err:
             raise click.UsageError(str(err), ctx) from None
         ctx.meta[TUNING_FLAGS_KEY] = tuning

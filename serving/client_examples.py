@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serving import examples as tf_examples
+from serving import tf_examples
 from serving.client_messages import DEFAULT_SIGNATURE, fill_model_spec
 
 
@@ -33,7 +33,7 @@ class ExampleMethods:
                  signature: str | None = None, version: int | None = None,
                  label: str | None = None) -> ExampleResults:
         """Classify tf.Examples given as dicts ({feature: value(s)}, TF Serving's REST rules; see
-        `serving.examples`).
+        `serving.tf_examples`).
 
         Returns:
             ExampleResults whose `results` hold, per example, [label, score] per class.

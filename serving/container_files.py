@@ -1,11 +1,11 @@
 """The files around a bundle's models that run it in a container: Dockerfile, compose file and
-README (rendered from serving/templates/), batching.config, and the server flags the image's CMD
-passes (`kexport bundle` writes them; k8s manifests are serving/k8s.py's)."""
+README (rendered from serving/templates/), and the server flags the image's CMD passes
+(`kexport bundle` writes them; batching.config is serving/batching_config.py's, k8s manifests
+serving/k8s.py's)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -25,29 +25,6 @@ docker build -t REGISTRY/{tag}:$TAG . && docker push REGISTRY/{tag}:$TAG
 kubectl apply -k k8s
 ```
 """
-
-
-@dataclass
-class BatchingSettings:
-    """BatchingParameters for TF Serving's --enable_batching (defaults suit small CPU models)."""
-
-    max_batch_size: int = 32
-    batch_timeout_micros: int = 1000
-    max_enqueued_batches: int = 100
-    num_batch_threads: int = 4
-
-    def render(self) -> str:
-        """batching.config: a text-format tensorflow.serving.BatchingParameters, printed from
-        the project's wire-compatible copy of the message (same field names as TF Serving's)."""
-        from google.protobuf import text_format
-
-        from serving.protos import server_config_pb2
-
-        params = server_config_pb2.BatchingParameters()
-        for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
-                     "num_batch_threads"):
-            getattr(params, name).value = getattr(self, name)  # Int64Value wrappers
-        return text_format.MessageToString(params)
 
 
 def server_flags(batching: bool, poll_seconds: int = 60) -> list[str]:

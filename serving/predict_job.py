@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from exporter.errors import BadInputError, DestinationExistsError
 from serving.client_messages import Prediction, check_version_choice
 from serving.grpc_client import PredictClient
-from serving.inputs import check_preprocess, load_inputs
-from serving.outputs import load_labels, render
+from serving.predict_inputs import check_preprocess, load_inputs
+from serving.predict_outputs import load_labels, render
 
 
 @dataclass
@@ -87,7 +87,7 @@ def run_predict(target: str, model: str, *, files=(), inputs=(), signature: str 
     Args:
         target: HOST:PORT.
         model: model name.
-        files: positional files (see `serving.inputs.load_inputs`).
+        files: positional files (see `serving.predict_inputs.load_inputs`).
         inputs: `NAME=FILE` strings.
         signature, version, label: which signature and model version (version and label exclude
             each other; neither means the latest).

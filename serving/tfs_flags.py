@@ -3,7 +3,8 @@
 TF Serving spells its flags with underscores (`--model_base_path=/models/x`) and parses them with
 TensorFlow's flag library: `--flag=value` for values, a bare `--flag` or `--flag=true|false` for
 booleans. `kexport serve` declares the flags it acts on once each, under both spellings
-(`--model-base-path`, `--model_base_path`; see serving/cli.py), and `normalize_argv` runs first:
+(`--model-base-path`, `--model_base_path`; see serving/cli.py); `DeclaredFlags` reads the
+underscore spellings from those declarations, and `normalize_argv` runs first:
 
 - booleans written `--flag=true|false` (or `--flag true|false`) become click's on/off options;
 - tuning flags that do not apply to this server (thread pools, TF session parallelism, GPU
@@ -17,33 +18,48 @@ SavedModel tags) are refused rather than ignored. No TensorFlow, no click here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
 from exporter.errors import BadInputError
 
-# The boolean flags kexport acts on: TF Serving name -> (on spelling, off spelling) in serve's CLI.
-BOOLEAN_FLAGS = {
-    "enable_batching": ("--enable_batching", "--no-enable-batching"),
-    "enable_per_model_batching_parameters": ("--enable_per_model_batching_parameters",
-                                             "--no-per-model-batching"),
-    "enable_model_warmup": ("--enable_model_warmup", "--no-warmup"),
-    "prefer_tflite_model": ("--prefer_tflite_model", "--no-prefer-tflite-model"),
-    "use_tflite_model": ("--prefer_tflite_model", "--no-prefer-tflite-model"),  # its older name
-    "enable_serialization_as_tensor_content": ("--enable_serialization_as_tensor_content",
-                                               "--no-tensor-content"),
-    "rest_api_enable_cors_support": ("--rest_api_enable_cors_support", "--no-rest-api-cors"),
-    "enable_signature_method_name_check": ("--enable_signature_method_name_check",
-                                           "--no-signature-method-name-check"),
-    "allow_version_labels_for_unavailable_models": (
-        "--allow_version_labels_for_unavailable_models", "--no-labels-for-unavailable-models"),
-    "version": ("--version", None),
-}
+# TF Serving's older names of flags kexport declares under the current name.
+RENAMED_FLAGS = {"use_tflite_model": "prefer_tflite_model"}
 
-# Flags with values that kexport acts on; click parses them (both `=value` and `value` forms).
-VALUE_FLAGS = {
-    "port", "grpc_socket_path", "rest_api_port", "rest_api_timeout_in_ms", "batching_parameters_file",
-    "model_config_file", "model_config_file_poll_wait_seconds", "model_name", "model_base_path",
-    "file_system_poll_wait_seconds", "ssl_config_file", "grpc_channel_arguments",
-    "grpc_max_threads", "monitoring_config_file",
-}
+
+@dataclass(frozen=True)
+class DeclaredFlags:
+    """The TF Serving spellings `kexport serve` declares, read from the command's own options so
+    that each option is declared once (in serving/cli.py).
+
+    Attributes:
+        booleans: TF Serving name -> (the on spelling, the off spelling or None) click accepts.
+        values: TF Serving names of the options that take a value.
+    """
+
+    booleans: dict[str, tuple[str, str | None]]
+    values: frozenset[str]
+
+    @classmethod
+    def from_options(cls, options: Iterable[tuple[Sequence[str], Sequence[str], bool]]):
+        """Build from each option's (spellings, off spellings, is a flag); underscore spellings
+        are TF Serving's."""
+        booleans: dict[str, tuple[str, str | None]] = {}
+        values: set[str] = set()
+        for spellings, off_spellings, is_flag in options:
+            for spelling in spellings:
+                name = spelling[2:]
+                if not spelling.startswith("--") or "_" not in name:
+                    continue
+                if is_flag:
+                    booleans[name] = (spelling, off_spellings[0] if off_spellings else None)
+                else:
+                    values.add(name)
+        for old, new in RENAMED_FLAGS.items():
+            if new in booleans:
+                booleans[old] = booleans[new]
+        return cls(booleans, frozenset(values))
+
 
 # Tuning flags of TF Serving that have no counterpart here: accepted, typed, named on stderr.
 TUNING_FLAGS = {
@@ -61,8 +77,12 @@ TUNING_FLAGS = {
 }
 
 
-def normalize_argv(args: list[str]) -> tuple[list[str], list[str]]:
+def normalize_argv(args: list[str], declared: DeclaredFlags) -> tuple[list[str], list[str]]:
     """Rewrite TF Serving spellings click cannot parse; return (argv for click, tuning flags).
+
+    Args:
+        args: the command line after `kexport serve`.
+        declared: the TF Serving spellings the command declares.
 
     Raises:
         BadInputError: an unknown underscore flag (`unknown argument: --x`), a value of the wrong
@@ -81,14 +101,14 @@ def normalize_argv(args: list[str]) -> tuple[list[str], list[str]]:
         if "_" not in name:
             out.append(arg)
             continue
-        if not has_value and index < len(args) and _takes_next(name, args[index]):
+        if not has_value and index < len(args) and _takes_next(name, args[index], declared):
             value, has_value = args[index], "="
             index += 1
-        if name in BOOLEAN_FLAGS:
-            on, off = BOOLEAN_FLAGS[name]
+        if name in declared.booleans:
+            on, off = declared.booleans[name]
             wanted = _parse_bool(name, value) if has_value else True
             out.append(on if wanted or off is None else off)
-        elif name in VALUE_FLAGS:
+        elif name in declared.values:
             out.extend([f"--{name}", value] if has_value else [arg])
         elif name in TUNING_FLAGS:
             kind = TUNING_FLAGS[name]
@@ -121,11 +141,11 @@ def parse_channel_arguments(text: str) -> list[tuple[str, int | str]]:
     return options
 
 
-def _takes_next(name: str, following: str) -> bool:
+def _takes_next(name: str, following: str, declared: DeclaredFlags) -> bool:
     """Whether `--name following` is the flag's value in the space-separated form."""
     if following.startswith("--"):
         return False
-    if name in BOOLEAN_FLAGS or TUNING_FLAGS.get(name) is bool:
+    if name in declared.booleans or TUNING_FLAGS.get(name) is bool:
         return following in ("true", "false")  # anything else is the positional PATH
     return name in TUNING_FLAGS
 

@@ -17,11 +17,12 @@ class CachedCommandRunner(CliRunner):
     tree is built once and click's own runner invokes it."""
 
     def invoke(self, app, args=None, **kwargs):
-        return click.testing.CliRunner.invoke(self, _command(app), args, **kwargs)
+        return click.testing.CliRunner.invoke(self, command_of(app), args, **kwargs)
 
 
 @functools.cache
-def _command(typer_app):
+def command_of(typer_app):
+    """The click command tree of a Typer app, built once."""
     return typer.main.get_command(typer_app)
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.batching_config import read_batching_config
-from serving.container_files import BatchingSettings
+from serving.batching_config import BatchingSettings, read_batching_config
 from serving.models_config import (
     ServedModel,
     container_path_to_local,

@@ -13,8 +13,12 @@ import pytest
 
 from exporter.errors import BadInputError
 from serving import tensors
-from serving.batching_config import BatchingConfig, parse_batching_config, read_batching_config
-from serving.container_files import BatchingSettings
+from serving.batching_config import (
+    BatchingConfig,
+    BatchingSettings,
+    parse_batching_config,
+    read_batching_config,
+)
 from serving.protos import predict_pb2, regression_pb2
 from serving.server import start_server
 from tests.conftest import SHARED_FIXTURES

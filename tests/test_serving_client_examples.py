@@ -14,11 +14,11 @@ import pytest
 from exporter.errors import BadInputError
 from serving.client import PredictClient
 from serving.errors import ServingError
-from serving.examples import fill_input
 from serving.predict_job import run_examples
 from serving.protos import regression_pb2
 from serving.rest_client import RestPredictClient
 from serving.server import start_server
+from serving.tf_examples import fill_input
 from tests.cli_helpers import one_error_line, run, run_script_without_tensorflow
 from tests.conftest import REPO, SHARED_FIXTURES
 

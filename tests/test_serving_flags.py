@@ -18,14 +18,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from exporter.cli import app
 from exporter.errors import BadInputError
 from serving.client import PredictClient
 from serving.options import serve_options
-from serving.tfs_flags import BOOLEAN_FLAGS, normalize_argv, parse_channel_arguments
-from tests.cli_helpers import run
+from serving.tfs_flags import normalize_argv, parse_channel_arguments
+from tests.cli_helpers import command_of, run
 from tests.conftest import SHARED_FIXTURES
 
 FIXTURES = SHARED_FIXTURES / "tfserving"
+# The TF Serving spellings `kexport serve` declares, read from its options as the command does.
+DECLARED = command_of(app).commands["serve"].declared_flags()
 HALF_PLUS_TWO = FIXTURES / "saved_model_half_plus_two_cpu"
 
 
@@ -43,7 +46,7 @@ HALF_PLUS_TWO = FIXTURES / "saved_model_half_plus_two_cpu"
     (["--port=0", "--", "--odd_name"], ["--port=0", "--", "--odd_name"], []),
 ])
 def test_tf_serving_spellings_are_normalized(argv, expected, tuning):
-    assert normalize_argv(argv) == (expected, tuning)
+    assert normalize_argv(argv, DECLARED) == (expected, tuning)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -56,7 +59,7 @@ def test_tf_serving_spellings_are_normalized(argv, expected, tuning):
 ])
 def test_unknown_and_unusable_flags_fail(argv, message):
     with pytest.raises(BadInputError) as caught:
-        normalize_argv(argv)
+        normalize_argv(argv, DECLARED)
     assert str(caught.value).startswith(message)
 
 
@@ -109,7 +112,7 @@ def test_bad_command_lines_exit_2_before_loading(args, message):
 
 def test_version_prints_both_versions():
     # Every boolean spelling normalize_argv writes must be one click accepts.
-    spellings = [f"--{name}={value}" for name in sorted(BOOLEAN_FLAGS) if name != "version"
+    spellings = [f"--{name}={value}" for name in sorted(DECLARED.booleans)
                  for value in ("true", "false")]
     result = run("serve", *spellings, "--version")
     assert result.exit_code == 0

@@ -3,7 +3,6 @@ TensorFlow's and TF Serving's own definitions."""
 
 from __future__ import annotations
 
-from serving.examples import fill_input
 from serving.protos import (
     classification_pb2,
     example_pb2,
@@ -13,6 +12,7 @@ from serving.protos import (
     regression_pb2,
     server_config_pb2,
 )
+from serving.tf_examples import fill_input
 
 
 def _fields(descriptor):
