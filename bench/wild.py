@@ -127,7 +127,7 @@ def kexport_outcome(artifact: Artifact, out: Path) -> tuple[str, str, Path | Non
 def carries_code(artifact: Artifact) -> bool:
     """Lambda bytecode or a pickle: plain loaders would run it, so they are not tried."""
     from exporter.errors import KexportError
-    from exporter.formats import detect
+    from exporter.formats.detection import detect
     from exporter.safety import check_safe
 
     try:

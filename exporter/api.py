@@ -44,7 +44,7 @@ def load_options(
     skip_mismatch: bool = False,
 ) -> LoadOptions:
     """Build the `LoadOptions` the library reads artifacts with (see `convert_model`)."""
-    from exporter.custom import load_custom_objects
+    from exporter.custom_objects import load_custom_objects
     from exporter.model_types import LoadOptions
 
     if isinstance(custom_objects, Mapping):

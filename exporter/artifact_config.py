@@ -1,23 +1,20 @@
-"""Read the model config an artifact carries, without TensorFlow, and YAML the safe way.
+"""Parse and check the model config an artifact carries, without TensorFlow; YAML the safe way.
 
 Safety scanning and `inspect` both start here: the config is plain data (JSON in an HDF5
 attribute, `config.json` in a `.keras` zip, a JSON or YAML file, JSON fragments inside a
-SavedModel's `keras_metadata.pb`), and nothing in it is deserialized.
+SavedModel's `keras_metadata.pb`), and nothing in it is deserialized. Which of those an artifact
+holds, and reading it out, is detection's job (formats/detection.py: `Detected.config()`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import zipfile
 from pathlib import Path
 
 import yaml
 
 from exporter.errors import FormatError, UnsafeArtifactError
-from exporter.formats import Detected, check_zip_members, read_small_attr
-from exporter.formats.failures import first_line
 
 MAX_TEXT_BYTES = 256 * 1024 * 1024
 
@@ -171,46 +168,3 @@ def _elements(shape) -> int:
         if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0:
             total *= dim
     return total
-
-
-def read_config(detected: Detected) -> dict | None:
-    """The model config an artifact carries, or None (weights files, plain SavedModels)."""
-    path = detected.path
-    if detected.format == "h5":
-        with hdf5_errors(path):
-            import h5py
-
-            with h5py.File(path, "r") as handle:
-                raw = read_small_attr(handle, "model_config", path)
-        # h5py hands back invalid UTF-8 as lone surrogates, which no output stream can print.
-        raw = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
-        return check_model_config(_json(raw.decode("utf-8", "replace"), path), path)
-    if detected.format == "keras":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                check_zip_members(archive, path)
-                raw = archive.read("config.json").decode("utf-8", "replace")
-        except (zipfile.BadZipFile, OSError, KeyError, EOFError, ValueError) as error:
-            raise FormatError(f"{path} is a damaged .keras archive ({first_line(error)}).") from None
-        return check_model_config(_json(raw, path), path)
-    if detected.format in ("json", "yaml"):
-        return parse_config_text(path, detected.format)
-    return None
-
-
-@contextlib.contextmanager
-def hdf5_errors(path: Path):
-    """h5py reports a corrupt file as OSError, RuntimeError, KeyError or ValueError, depending
-    on which structure the damage hit; each is the same fact for a user: a corrupt file."""
-    try:
-        yield
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError, EOFError,
-            zipfile.BadZipFile) as error:
-        raise FormatError(f"{path} is corrupt or truncated ({first_line(error)}).") from None
-
-
-def _json(raw: str, path: Path):
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        raise FormatError(f"{path} carries a model config that is not valid JSON.") from None

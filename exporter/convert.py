@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.artifact_config import read_config
 from exporter.errors import FormatError, VerificationError
-from exporter.formats import FORMATS, Detected, check_format_name, format_for_destination
+from exporter.formats.detection import Detected, read_config
 from exporter.formats.failures import reload_errors
+from exporter.formats.registry import FORMATS, check_format_name, format_for_destination
 from exporter.model_io import load_model, output_paths, save_model
 from exporter.model_types import LoadedModel, LoadOptions
 from exporter.publish import check_destinations, publish, staging_folder
@@ -93,8 +93,9 @@ def reload_written(path: Path, fmt: str, source: LoadedModel, config_only: bool,
         from exporter.legacy.keras2 import load_with_tf_keras
 
         return load_with_tf_keras(path, fmt, source.custom_objects)
-    from exporter.formats.keras_v3 import load_keras3_file, loaded_keras3
+    from exporter.formats.keras_v3 import load_keras3_file
     from exporter.formats.savedmodel import load_signature
+    from exporter.model_tensors import loaded_keras3
     from exporter.runtime import keras_module
 
     # Safe mode, and only the custom classes the source itself needed.

@@ -1,26 +1,21 @@
 """Describe an artifact: format, writer, inputs, outputs, layers and parameter counts.
 
 HDF5, `.keras`, JSON, YAML and weights files are read directly (h5py, zipfile, json, yaml):
-no TensorFlow import, so `inspect` answers in a fraction of a second. Output shapes come from
-what the config records (input layers, the input shape each layer was built with); parameter
-counts come from the stored weights. SavedModels need TensorFlow to read their signatures.
+no TensorFlow import, so `inspect` answers in a fraction of a second. A model file is summarized
+from its config and the shapes of its stored weights (config_summary.py). SavedModels need
+TensorFlow to read their signatures. `check_loadable` and `addressable_layers` run the real
+loader, for `inspect --check` and `--layers`; `format_table` renders a result for people.
 A TF Serving model repository holds many models, not one artifact: detection refuses it, and the
 serving package describes kexport's bundles (serving/bundle_manifest.py).
 """
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
-import numpy as np
-
-from exporter.artifact_config import hdf5_errors
-from exporter.config_shapes import fill_output_shapes, recorded_shapes
-from exporter.formats import Detected
-
-NON_TRAINABLE_MARKERS = ("moving_mean", "moving_variance", "moving_var", "running_")
+from exporter.config_summary import describe_config, weight_placeholders
+from exporter.formats.detection import Detected
+from exporter.formats.failures import hdf5_errors
 
 
 def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
@@ -37,7 +32,7 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
     if detected.format == "savedmodel":
         from exporter.safety import savedmodel_code_layers
 
-        info.update(_savedmodel(detected))
+        info.update(_describe_savedmodel(detected))
         info["code_layers"] = savedmodel_code_layers(detected)
         return info
     if detected.format == "tflite":
@@ -47,11 +42,11 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
         return info
     if detected.format == "weights":
         with hdf5_errors(detected.path):  # a damaged file fails as one line, not a traceback
-            info.update(_weights_only(detected))
+            info.update(_describe_weights_file(detected))
         return info
     config = detected.config()
     with hdf5_errors(detected.path):
-        weights = _weight_arrays(detected)
+        weights = weight_placeholders(detected)
     info.update(describe_config(config, weights))
     from exporter.safety import code_layers
 
@@ -59,132 +54,8 @@ def inspect_artifact(path: Path, source_format: str | None = None) -> dict:
     return info
 
 
-def _layer_entries(config: dict) -> list[dict]:
-    inner = config.get("config", {})
-    layers = inner.get("layers", []) if isinstance(inner, dict) else inner
-    return layers if isinstance(layers, list) else []
-
-
-def _batch_shape(cfg: dict):
-    shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-    return list(shape) if shape is not None else None
-
-
-def _ref_names(refs) -> list[str]:
-    if isinstance(refs, list) and refs and isinstance(refs[0], str):
-        return [refs[0]]
-    return [ref[0] for ref in refs or [] if isinstance(ref, (list, tuple)) and ref]
-
-
-def describe_config(config: dict, weights: dict[str, list[np.ndarray]]) -> dict:
-    """Model class, inputs, outputs and a layer table from a model config."""
-    layers = _layer_entries(config)
-    inner = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
-    shapes = recorded_shapes(layers)
-    for layer in layers:
-        cfg = layer.get("config", {})
-        if layer.get("class_name") == "InputLayer" and _batch_shape(cfg) is not None:
-            shapes[cfg.get("name") or layer.get("name")] = _batch_shape(cfg)
-    fill_output_shapes(config.get("class_name") == "Sequential", layers, shapes)
-    table, inputs = [], []
-    for layer in layers:
-        cfg = layer.get("config", {})
-        name = cfg.get("name") or layer.get("name")
-        shape = shapes.get(name)
-        if layer.get("class_name") == "InputLayer":
-            inputs.append({"name": name, "shape": shape, "dtype": cfg.get("dtype")})
-        arrays = weights.get(name, [])
-        trainable = bool(cfg.get("trainable", True))
-        table.append({
-            "name": name,
-            "class": layer.get("class_name"),
-            "output_shape": shape,
-            "params": int(sum(a.size for a in arrays)),
-            "trainable": trainable,
-        })
-    if not inputs and layers:  # a Sequential given its input shape on the first layer
-        first = layers[0].get("config", {})
-        if _batch_shape(first):
-            inputs.append({"name": first.get("name"), "shape": _batch_shape(first),
-                           "dtype": first.get("dtype")})
-    outputs = _ref_names(inner.get("output_layers")) or ([table[-1]["name"]] if table else [])
-    return {
-        "model_class": config.get("class_name"),
-        "name": inner.get("name"),
-        "inputs": inputs,
-        "outputs": [{"name": name} for name in outputs],
-        "layers": table,
-        "params": _param_totals(table, weights),
-    }
-
-
-def _param_totals(table: list[dict], weights: dict[str, list]) -> dict:
-    total = sum(row["params"] for row in table)
-    frozen = sum(row["params"] for row in table if not row["trainable"])
-    frozen += sum(
-        array.size
-        for row in table if row["trainable"]
-        for name, array in zip(weights.get(f"{row['name']}#names", []), weights.get(row["name"], []))
-        if any(marker in name for marker in NON_TRAINABLE_MARKERS)
-    )
-    return {"total": int(total), "trainable": int(total - frozen), "non_trainable": int(frozen)}
-
-
-def _weight_arrays(detected: Detected) -> dict[str, list]:
-    """Per top-level layer: its weight arrays (and `name#names`: the weights' names)."""
-    import h5py
-
-    if detected.format == "h5":
-        with h5py.File(detected.path, "r") as handle:
-            group = handle.get("model_weights")
-            return _collect_by_top_group(group) if group is not None else {}
-    if detected.format == "keras":
-        with zipfile.ZipFile(detected.path) as archive:
-            if "model.weights.h5" not in archive.namelist():
-                return {}
-            data = io.BytesIO(archive.read("model.weights.h5"))
-        with h5py.File(data, "r") as handle:
-            return _collect_vars(handle)
-    return {}
-
-
-def _collect_by_top_group(group) -> dict[str, list]:
-    import h5py
-
-    result: dict[str, list] = {}
-    for layer_name in group:
-        arrays, names = [], []
-
-        def visit(name, obj, arrays=arrays, names=names):
-            if isinstance(obj, h5py.Dataset):
-                arrays.append(np.empty(obj.shape, dtype=np.uint8))  # shape only, no data read
-                names.append(name)
-
-        group[layer_name].visititems(visit)
-        result[layer_name] = arrays
-        result[f"{layer_name}#names"] = names
-    return result
-
-
-def _collect_vars(handle) -> dict[str, list]:
-    import h5py
-
-    result: dict[str, list] = {}
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Group) and name.endswith("vars") and len(obj):
-            label = obj.attrs.get("name", name)
-            label = label.decode() if isinstance(label, bytes) else str(label)
-            result.setdefault(label, []).extend(
-                np.empty(obj[key].shape, dtype=np.uint8) for key in obj
-            )
-
-    handle.visititems(visit)
-    return result
-
-
-def _weights_only(detected: Detected) -> dict:
-    from exporter.formats.weights import read_layer_weights
+def _describe_weights_file(detected: Detected) -> dict:
+    from exporter.formats.model_from_config import read_layer_weights
 
     layout, layers = read_layer_weights(detected.path)
     table = [
@@ -194,7 +65,7 @@ def _weights_only(detected: Detected) -> dict:
     return {"layout": layout, "layers": table, "params": {"total": sum(r["params"] for r in table)}}
 
 
-def _savedmodel(detected: Detected) -> dict:
+def _describe_savedmodel(detected: Detected) -> dict:
     from exporter.formats.savedmodel import describe_signatures
 
     return {

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.classes import check_layer_classes
 from exporter.errors import BadInputError
-from exporter.formats import Detected, check_format_name, detect, format_module
+from exporter.formats.detection import Detected, detect
 from exporter.formats.failures import loader_errors, writer_errors
+from exporter.formats.registry import check_format_name, format_module
+from exporter.layer_classes import check_layer_classes
 from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
 from exporter.safety import check_safe
 

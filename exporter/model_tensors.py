@@ -2,14 +2,17 @@
 
 A model's inputs are named after its input layers and its outputs after the layers that produce
 them; those names key the SavedModel signature, verification reports and serving requests.
+`loaded_keras3` wraps a Keras 3 model with them into what loading yields (model_types.py).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from exporter.errors import BadInputError
-from exporter.model_types import Tensors, TensorSpec
+from exporter.model_types import LoadedModel, Tensors, TensorSpec
 
 
 def _dtype_name(dtype) -> str:
@@ -79,6 +82,19 @@ def model_runner(model):
 
     run.model = model  # verification inputs are planned from the model's architecture
     return run
+
+
+def loaded_keras3(model, fmt: str, path: Path, version: str | None) -> LoadedModel:
+    """Wrap a Keras 3 model: it is its own reference."""
+    return LoadedModel(
+        model=model,
+        format=fmt,
+        path=path,
+        reference=model_runner(model),
+        inputs=input_specs(model),
+        outputs=output_specs(model),
+        keras_version=version,
+    )
 
 
 def layer_count(model) -> int:

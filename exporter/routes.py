@@ -13,8 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from exporter.artifact_config import read_config
-from exporter.formats import Detected
+from exporter.formats.detection import Detected, read_config
 from exporter.model_types import LoadedModel
 
 KEXPORT_NAMES = re.compile(r"kexport>\w+")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from exporter.errors import UnsafeArtifactError
-from exporter.formats import Detected
+from exporter.formats.detection import Detected
 
 # Serialized forms that carry Python code: Lambda layers, and lambdas passed as functions.
 CODE_CLASSES = {"Lambda", "__lambda__"}

@@ -16,12 +16,11 @@ import numpy as np
 from exporter.convert import ConvertResult, refuse_impossible, stage_verify_publish
 from exporter.cut_points import check_selection
 from exporter.errors import BadInputError, KexportError, UnknownLayerError, VerificationError
-from exporter.formats import check_format_name, format_for_destination
 from exporter.formats.failures import first_line
-from exporter.formats.keras_v3 import loaded_keras3
+from exporter.formats.registry import check_format_name, format_for_destination
 from exporter.layer_paths import Address, graph_of, output_addresses, resolve
 from exporter.model_io import load_model, output_paths
-from exporter.model_tensors import input_specs, output_specs
+from exporter.model_tensors import input_specs, loaded_keras3, output_specs
 from exporter.model_types import LoadOptions, Tensors
 from exporter.publish import check_destinations
 from exporter.slicing import slice_model

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from exporter.convert import refuse_impossible
 from exporter.errors import BadInputError, VerificationError
-from exporter.formats import detect
+from exporter.formats.detection import detect
 from exporter.formats.savedmodel import load_signature
 from exporter.inputs import makeable
 from exporter.model_io import load_model, save_model

@@ -226,7 +226,7 @@ class TimesTwoPlus(keras.layers.Layer):
 
 
 def test_custom_objects_from_a_python_file(keras3, tmp_path):
-    from exporter.custom import load_custom_objects
+    from exporter.custom_objects import load_custom_objects
 
     module_file = tmp_path / "my_layers.py"
     module_file.write_text(CUSTOM_LAYER_SOURCE)

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from exporter.formats import detect
+from exporter.formats.detection import detect
 from serving.client import PredictClient
 from serving.server import start_server
 from tests.cli_helpers import one_error_line, run

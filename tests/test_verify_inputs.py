@@ -284,7 +284,7 @@ def test_bundle_warmup_uses_the_verified_shapes(fully_conv, tmp_path):
 ])
 def test_detection_survives_a_character_cut_by_the_sniffed_bytes(tmp_path, suffix, opening, fmt):
     """The first 4096 bytes end inside a 3-byte character: still text, still detected."""
-    from exporter.formats import TEXT_SAMPLE, detect
+    from exporter.formats.detection import TEXT_SAMPLE, detect
 
     head = opening + "x" * (TEXT_SAMPLE - 1 - len(opening.encode()))
     data = (head + "模型" + '"}}' * (suffix == ".json") + "\n").encode("utf-8")

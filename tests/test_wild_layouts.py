@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from exporter.convert import convert
-from exporter.custom import load_custom_objects
+from exporter.custom_objects import load_custom_objects
 from exporter.formats.savedmodel import load_signature
 from tests import old_writers
 from tests.cli_helpers import one_error_line, run
@@ -187,7 +187,7 @@ def test_lambda_in_a_savedmodel_object_graph_is_refused(tmp_path):
     """TF 2.0-2.4 SavedModels keep the Keras config in saved_model.pb, where tf-keras revives
     it from: the safety scan reads it there when keras_metadata.pb is absent."""
     from exporter.errors import UnsafeArtifactError
-    from exporter.formats import detect
+    from exporter.formats.detection import detect
     from exporter.safety import check_safe
 
     folder = tmp_path / "tf21_savedmodel"

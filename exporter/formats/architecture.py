@@ -10,12 +10,10 @@ import json
 from pathlib import Path
 
 from exporter.artifact_config import dump_yaml
-from exporter.formats import Detected
-from exporter.formats.failures import loader_errors
-from exporter.formats.keras_v3 import loaded_keras3
-from exporter.legacy.translate import is_keras2_config
+from exporter.formats.detection import Detected
+from exporter.formats.model_from_config import build_with_weights
 from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
-from exporter.runtime import keras_module, quiet_stdout
+from exporter.runtime import quiet_stdout
 
 
 def weights_sibling(path: Path) -> Path:
@@ -31,29 +29,6 @@ def load(detected: Detected, options: LoadOptions) -> LoadedModel:
         notes.append(f"weights: read from {weights} (beside the config)")
     loaded = build_with_weights(detected.config(), detected.path, detected.format, options, weights)
     loaded.notes[:0] = notes
-    return loaded
-
-
-def build_with_weights(config: dict, path: Path, fmt: str, options: LoadOptions, weights):
-    """Build an architecture config (Keras 2 or 3) and load `weights` into it when given."""
-    if is_keras2_config(config):
-        from exporter.legacy.keras2 import load_keras2_config
-
-        loaded = load_keras2_config(config, path, fmt, options, weights)
-    else:
-        keras = keras_module()
-        if options.unsafe:
-            keras.config.enable_unsafe_deserialization()
-        with loader_errors(path, options), quiet_stdout():
-            model = keras.models.model_from_json(
-                json.dumps(config), custom_objects=options.custom_objects or None
-            )
-        loaded = loaded_keras3(model, fmt, path, None)
-        if weights is not None:
-            from exporter.formats.weights import apply_weights
-
-            loaded.weights_report = apply_weights(model, weights, options)
-    loaded.weights_loaded = weights is not None
     return loaded
 
 

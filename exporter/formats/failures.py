@@ -1,9 +1,10 @@
-"""Turn exceptions raised deep inside Keras, tf-keras and h5py into one-line kexport errors."""
+"""Turn exceptions raised deep inside Keras, tf-keras, h5py and zipfile into one-line kexport errors."""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import zipfile
 from pathlib import Path
 
 from exporter.errors import (
@@ -99,3 +100,14 @@ def reload_errors(fmt: str, path: Path):
             f"the written {fmt} cannot be read back ({type(error).__name__}: "
             f"{first_line(error)}); nothing was published.",
         ) from error
+
+
+@contextlib.contextmanager
+def hdf5_errors(path: Path):
+    """h5py reports a corrupt file as OSError, RuntimeError, KeyError or ValueError, depending
+    on which structure the damage hit; each is the same fact for a user: a corrupt file."""
+    try:
+        yield
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, EOFError,
+            zipfile.BadZipFile) as error:
+        raise FormatError(f"{path} is corrupt or truncated ({first_line(error)}).") from None

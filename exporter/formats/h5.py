@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.formats import Detected
+from exporter.formats.detection import Detected
 from exporter.formats.keras_v3 import load_keras3_file
 from exporter.legacy.translate import is_keras2_config
 from exporter.model_types import LoadedModel, LoadOptions

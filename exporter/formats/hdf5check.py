@@ -4,7 +4,8 @@ A damaged global heap collection (where variable-length strings such as Keras's 
 and `keras_version` attributes live) can send the HDF5 C library into an endless loop while it
 reads an attribute: found by the robustness suite (a bit flip in the free-space entry's size).
 h5py holds the GIL while HDF5 runs, so nothing in the process can interrupt it; the collections
-are therefore checked here, from the raw bytes, before h5py opens the file.
+are therefore checked here, from the raw bytes, before h5py opens the file. An attribute's
+stored size is checked before h5py reads it, for the same kind of damage (`read_small_attr`).
 """
 
 from __future__ import annotations
@@ -58,3 +59,15 @@ def _check_collection(data, start: int, path: Path) -> None:
     if offset > end:
         raise FormatError(f"{path}: an object overruns the global heap at offset {start}; "
                           "the file is corrupt.")
+
+
+MAX_ATTR_BYTES = 64 * 1024 * 1024
+
+
+def read_small_attr(handle, name: str, path: Path):
+    """Read an HDF5 attribute after checking its stored size: a damaged header can claim
+    gigabytes, and h5py would try to read them all."""
+    size = handle.attrs.get_id(name).get_storage_size()
+    if size > MAX_ATTR_BYTES:
+        raise FormatError(f"{path}: attribute '{name}' claims {size:,} bytes; the file is corrupt.")
+    return handle.attrs[name]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.formats import Detected
+from exporter.formats.detection import Detected
 from exporter.formats.failures import loader_errors
-from exporter.model_tensors import input_specs, model_runner, output_specs
+from exporter.legacy.keras2_zip import load_keras2_archive
+from exporter.model_tensors import loaded_keras3
 from exporter.model_types import LoadedModel, LoadOptions
 from exporter.runtime import keras_module, quiet_stdout
 
@@ -24,23 +25,8 @@ def load_keras3_file(path: Path, fmt: str, options: LoadOptions, version: str | 
     return loaded_keras3(model, fmt, path, version)
 
 
-def loaded_keras3(model, fmt: str, path: Path, version: str | None) -> LoadedModel:
-    """Wrap a Keras 3 model: it is its own reference."""
-    return LoadedModel(
-        model=model,
-        format=fmt,
-        path=path,
-        reference=model_runner(model),
-        inputs=input_specs(model),
-        outputs=output_specs(model),
-        keras_version=version,
-    )
-
-
 def load(detected: Detected, options: LoadOptions) -> LoadedModel:
     if detected.keras_major == 2:  # tf.keras 2.13-2.15 wrote this zip: tf-keras reads it
-        from exporter.legacy.keras2_zip import load_keras2_archive
-
         return load_keras2_archive(detected, options)
     return load_keras3_file(detected.path, "keras", options, detected.keras_version)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from exporter.errors import BadInputError, FormatError
-from exporter.formats import Detected
+from exporter.formats.detection import Detected
 from exporter.formats.failures import loader_errors
 from exporter.model_tensors import input_specs, output_specs
 from exporter.model_types import LoadedModel, LoadOptions, TensorSpec

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from exporter.errors import FormatError
-from exporter.formats import Detected
+from exporter.formats.detection import Detected
 from exporter.model_types import LoadedModel, LoadOptions, TensorSpec
 from exporter.runtime import quiet_stdout, tf_module
 

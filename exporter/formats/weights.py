@@ -1,22 +1,17 @@
 """Weights-only files: Keras 3 `.weights.h5` and Keras 2 `save_weights('x.h5')` HDF5.
 
-A weights file holds no architecture; it is read against one given with `--architecture`.
-Before Keras sees the file, its shapes are checked against the model so that a misfit names the
-first layer and the two shapes that differ, instead of failing deep inside an assignment.
+A weights file holds no architecture; it is read against one given with `--architecture`
+(model_from_config.py builds that architecture and checks and loads the weights into it).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from exporter.classes import check_layer_classes
-from exporter.errors import BadInputError, IncompatibleWeightsError
-from exporter.formats import Detected, detect
-from exporter.formats.failures import loader_errors
+from exporter.errors import BadInputError
+from exporter.formats.detection import Detected, detect
+from exporter.formats.model_from_config import build_with_weights
+from exporter.layer_classes import check_layer_classes
 from exporter.model_types import LoadedModel, LoadOptions, SaveOptions
 from exporter.runtime import quiet_stdout
 from exporter.safety import check_safe
@@ -36,8 +31,6 @@ def load(detected: Detected, options: LoadOptions) -> LoadedModel:
         )
     check_safe(architecture, options.unsafe)
     check_layer_classes(architecture.config(), options.custom_objects)
-    from exporter.formats.architecture import build_with_weights
-
     loaded = build_with_weights(
         architecture.config(), detected.path, "weights", options, detected.path
     )
@@ -53,129 +46,3 @@ def save(model, path: Path, options: SaveOptions) -> list[Path]:
     with quiet_stdout():
         model.save_weights(str(path))
     return [path]
-
-
-def read_layer_weights(path: Path) -> tuple[str, list[tuple[str, list[np.ndarray]]]]:
-    """The file's layout ('keras2' or 'keras3') and its (layer name, arrays) in file order."""
-    import h5py
-
-    with h5py.File(path, "r") as handle:
-        if "layer_names" in handle.attrs:
-            return "keras2", _keras2_layers(handle)
-        found = []
-
-        def visit(name, obj):
-            if isinstance(obj, h5py.Group) and name.split("/")[-1] == "vars" and len(obj):
-                arrays = [obj[key][()] for key in sorted(obj, key=int)]
-                label = obj.attrs.get("name", name.rsplit("/", 2)[-2] if "/" in name else name)
-                found.append((label.decode() if isinstance(label, bytes) else str(label), arrays))
-
-        handle.visititems(visit)
-        return "keras3", found
-
-
-def _keras2_layers(handle) -> list[tuple[str, list[np.ndarray]]]:
-    layers = []
-    for raw in handle.attrs["layer_names"]:
-        name = raw.decode() if isinstance(raw, bytes) else str(raw)
-        group = handle[name]
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
-        if names:
-            layers.append((name, [group[n][()] for n in names]))
-    return layers
-
-
-def _weighted_layers(model) -> list:
-    return [layer for layer in model.layers if layer.weights]
-
-
-def _shapes(arrays) -> list[tuple]:
-    return [tuple(int(d) for d in a.shape) for a in arrays]
-
-
-def check_fit(model, layout: str, file_layers) -> None:
-    """Raise IncompatibleWeightsError naming the first layer whose shapes differ."""
-    if layout == "keras2":  # matched in order, as Keras 2's load_weights does
-        ours = _weighted_layers(model)
-        for layer, (file_name, arrays) in zip(ours, file_layers):
-            _compare(layer, file_name, arrays)
-        if len(ours) != len(file_layers):
-            raise IncompatibleWeightsError(
-                f"the weights file holds weights for {len(file_layers)} layers but the model "
-                f"has {len(ours)} layers with weights.",
-                hint="Use --by-name (with --skip-mismatch) to load only the layers that match.",
-            )
-        return
-    by_name = dict(file_layers)
-    for layer in _weighted_layers(model):
-        if layer.name in by_name:
-            _compare(layer, layer.name, by_name[layer.name])
-
-
-def _compare(layer, file_name: str, arrays) -> None:
-    want = _shapes(layer.weights)
-    have = _shapes(arrays)
-    label = f"'{layer.name}'" + ("" if file_name == layer.name else f" (file layer '{file_name}')")
-    if len(want) != len(have):
-        raise IncompatibleWeightsError(
-            f"weights do not fit layer {label}: it has {len(want)} weights, the file {len(have)}."
-        )
-    for variable, shape_want, shape_have in zip(layer.weights, want, have):
-        if shape_want != shape_have:
-            raise IncompatibleWeightsError(
-                f"weights do not fit layer {label}: weight '{variable.name}' has shape "
-                f"{shape_want} in the model but {shape_have} in the file.",
-                hint="Use --by-name --skip-mismatch to keep such layers at their initial values.",
-            )
-
-
-def apply_weights(model, path: Path, options: LoadOptions) -> dict | None:
-    """Load a weights file into a Keras 3 model; by name if asked, then report who got what."""
-    layout, file_layers = read_layer_weights(path)
-    if not options.by_name:
-        check_fit(model, layout, file_layers)
-        with loader_errors(path, options), _keras_weights_name(path, layout) as usable:
-            model.load_weights(str(usable))
-        return None
-    before = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in _weighted_layers(model)}
-    _load_by_name(model, dict(file_layers), options.skip_mismatch)
-    received = [
-        name
-        for name, old in before.items()
-        if any(not np.array_equal(a, b) for a, b in zip(old, model.get_layer(name).get_weights()))
-    ]
-    return {
-        "received": received,
-        "kept_initial": [name for name in before if name not in received],
-    }
-
-
-def _load_by_name(model, arrays_by_name: dict, skip_mismatch: bool) -> None:
-    for layer in _weighted_layers(model):
-        arrays = arrays_by_name.get(layer.name)
-        if arrays is None:
-            continue
-        if _shapes(layer.weights) != _shapes(arrays):
-            if skip_mismatch:
-                continue
-            _compare(layer, layer.name, arrays)
-        layer.set_weights(arrays)
-
-
-class _keras_weights_name:
-    """Keras 3 reads its own layout only from a name ending `.weights.h5`: link one if needed."""
-
-    def __init__(self, path: Path, layout: str):
-        self.path, self.layout, self.tmp = path, layout, None
-
-    def __enter__(self) -> Path:
-        if self.layout != "keras3" or self.path.name.endswith(".weights.h5"):
-            return self.path
-        self.tmp = tempfile.TemporaryDirectory(prefix="kexport-weights-")
-        link = Path(self.tmp.name) / "model.weights.h5"
-        os.symlink(self.path.resolve(), link)
-        return link
-
-    def __exit__(self, *exc) -> None:
-        if self.tmp is not None:
-            self.tmp.cleanup()

@@ -11,12 +11,17 @@ change of form:
 
 from __future__ import annotations
 
-from exporter.legacy.tfops import is_ref
-
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}  # serialized models, nested or not
 # Layers whose Keras 2 nodes carry initial states as extra inputs.
 RECURRENT_CLASSES = {"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
                      "Bidirectional", "CuDNNLSTM", "CuDNNGRU"}
+
+
+def is_ref(value) -> bool:
+    """A Keras 2 tensor reference: `[layer, node, tensor]` or `[layer, node, tensor, kwargs]`."""
+    return (isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str)
+            and isinstance(value[1], int) and isinstance(value[2], int))
+
 
 def translate_graph(cfg: dict) -> None:
     """Rewrite a functional graph's node references into Keras 3's form."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 
 from exporter.errors import BadInputError
+from exporter.legacy.graph import MODEL_CLASSES
 from exporter.legacy.translate import layer_objects
 
 CLASS_RENAMES = {
@@ -72,7 +73,6 @@ MERGE_MODES = {"sum": "Add", "concat": "Concatenate", "mul": "Multiply", "ave": 
 DROPPED = ("W_learning_rate_multiplier", "b_learning_rate_multiplier", "cache_enabled",
            "forget_bias_init", "consume_less", "mode")
 DROPPED_BY_CLASS = {"Embedding": ("dropout",)}
-MODEL_CLASSES = {"Sequential", "Model", "Functional"}
 
 
 def needs_pretranslation(config: dict, keras_version: str | None) -> bool:

@@ -18,7 +18,7 @@ from exporter.errors import BadInputError, IncompatibleWeightsError, KexportErro
 from exporter.formats.failures import describe_load_error, loader_errors
 from exporter.legacy.keras1 import needs_pretranslation, pretranslate
 from exporter.legacy.translate import drop_unrecognized, translate_config
-from exporter.model_tensors import input_specs, model_runner, output_specs
+from exporter.model_tensors import input_specs, loaded_keras3, model_runner, output_specs
 from exporter.model_types import LoadedModel, LoadOptions
 from exporter.runtime import keras_module, quiet_stdout, tf_keras_module
 
@@ -171,8 +171,6 @@ def from_keras2_model(source, path: Path, fmt: str, options: LoadOptions, notes:
         copy_weights(source, model)
     except KexportError as error:
         return tf_keras_only(source, path, fmt, notes, keras_version, error)
-    from exporter.formats.keras_v3 import loaded_keras3
-
     loaded = loaded_keras3(model, fmt, path, keras_version)
     loaded.reference = model_runner(source)  # what the file computes, as tf-keras reads it
     loaded.notes = notes

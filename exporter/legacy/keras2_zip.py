@@ -18,8 +18,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from exporter.formats import Detected
+from exporter.formats.detection import Detected
 from exporter.formats.failures import loader_errors
+from exporter.legacy.keras2 import from_keras2_model
 from exporter.model_types import LoadedModel, LoadOptions
 from exporter.runtime import quiet_stdout, tf_keras_module
 
@@ -32,8 +33,6 @@ _COUNTER = re.compile(r"^(.*?)(?:_(\d+))?$")
 
 def load_keras2_archive(detected: Detected, options: LoadOptions) -> LoadedModel:
     """Read a tf.keras 2.13-2.15 `.keras` through tf-keras (repaired if needed) into Keras 3."""
-    from exporter.legacy.keras2 import from_keras2_model
-
     notes: list[str] = []
     tf_keras = tf_keras_module()
     with tempfile.TemporaryDirectory(prefix="kexport-archive-") as folder:

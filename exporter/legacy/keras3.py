@@ -14,6 +14,7 @@ from pathlib import Path
 
 from exporter.formats.failures import loader_errors
 from exporter.legacy.graph import MODEL_CLASSES
+from exporter.model_tensors import loaded_keras3
 from exporter.model_types import LoadedModel, LoadOptions
 from exporter.runtime import keras_module, quiet_stdout
 
@@ -58,8 +59,6 @@ def load_repaired_keras3_h5(path: Path, config: dict, options: LoadOptions,
     """Build a Keras 3 HDF5 file's repaired config and load the file's weights into it."""
     import h5py
     from keras.src.legacy.saving import legacy_h5_format, saving_utils
-
-    from exporter.formats.keras_v3 import loaded_keras3
 
     names = split_merge_nodes(config)
     keras_module()

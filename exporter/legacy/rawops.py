@@ -12,7 +12,7 @@ from __future__ import annotations
 import numbers
 
 from exporter.errors import BadInputError
-from exporter.legacy.tfops import is_ref
+from exporter.legacy.graph import is_ref
 
 ACTIVATIONS = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh",
                "Elu": "elu", "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign",

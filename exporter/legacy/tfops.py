@@ -14,6 +14,8 @@ from __future__ import annotations
 import numbers
 
 from exporter.errors import BadInputError
+from exporter.legacy.graph import is_ref
+from exporter.legacy.rawops import rewrite_raw_op
 
 ACTIVATIONS = {"nn.relu": "relu", "math.sigmoid": "sigmoid", "math.tanh": "tanh",
                "nn.silu": "silu", "nn.swish": "silu", "nn.elu": "elu", "nn.selu": "selu",
@@ -34,18 +36,10 @@ ARITHMETIC = {
 }
 
 
-def is_ref(value) -> bool:
-    """A Keras 2 tensor reference: `[layer, node, tensor]` or `[layer, node, tensor, kwargs]`."""
-    return (isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str)
-            and isinstance(value[1], int) and isinstance(value[2], int))
-
-
 def translate_op_layers(layers: list[dict], notes: list[str]) -> None:
     """Rewrite every op layer in a functional layer list in place (Keras 2 list nodes)."""
     for layer in layers:
         if layer.get("class_name") == "TensorFlowOpLayer":
-            from exporter.legacy.rawops import rewrite_raw_op
-
             rewrite_raw_op(layer, notes)
         if layer.get("class_name") == "TFOpLambda":
             _rewrite(layer, notes)
