@@ -1,7 +1,7 @@
 """`--input-shape NAME=D1,D2,...`: the sizes a user gives verification inputs, checked against
 the model's inputs before anything runs.
 
-exporter.inputs fills in what is still open (unknown dimensions, the batch) and picks values.
+exporter.verify_inputs fills in what is still open (unknown dimensions, the batch) and picks values.
 """
 
 from __future__ import annotations

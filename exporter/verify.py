@@ -15,15 +15,15 @@ import numpy as np
 
 from exporter.errors import BadInputError, KexportError
 from exporter.formats.failures import first_line
-from exporter.inputs import (
+from exporter.model_io import load_model
+from exporter.model_types import LoadedModel, LoadOptions, Tensors, TensorSpec
+from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
+from exporter.verify_inputs import (
     FIX_OPTIONS,
     InputPlan,
     plan_from_file,
     plan_inputs,
 )
-from exporter.model_io import load_model
-from exporter.model_types import LoadedModel, LoadOptions, Tensors, TensorSpec
-from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
 # Names Keras and TensorFlow make up for inputs nobody named; they say nothing about order.
 _MADE_UP_NAME = re.compile(r"^(input|inputs|input_layer|keras_tensor|args)(_\d+)?$")

@@ -35,6 +35,7 @@ from exporter import __version__
 from exporter.errors import BadInputError, DestinationExistsError, VerificationError
 from exporter.publish import publish, staging_folder
 from exporter.swap import restore_interrupted
+from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 from serving.batching_config import BatchingSettings
 from serving.bundle_manifest import MANIFEST, read_manifest
 from serving.container_files import render_docker_files
@@ -114,8 +115,8 @@ class BundleRequest:
     check_runtime: bool = False
     force: bool = False
     verify: bool = True
-    atol: float = 1e-5
-    rtol: float = 1e-4
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
     input_shapes: dict = field(default_factory=dict)  # parsed --input-shape, by input name
     used_input_names: set = field(default_factory=set)  # the ones some model has
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from exporter.errors import BadInputError
+from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 from exporter.verify import VerificationReport, compare_outputs
 from serving.warmup import read_expected, read_warmup
 
@@ -205,7 +206,7 @@ def load_failure_cause(error: str, version: str) -> str:
 
 def check_runtime(bundle: Path, serving_version: str, manifest: dict,
                   progress: Callable[[str], None] = lambda m: None,
-                  atol: float = 1e-5, rtol: float = 1e-4) -> RuntimeReport:
+                  atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL) -> RuntimeReport:
     """Load and run every version of `bundle` under tensorflow-cpu==serving_version."""
     python = runtime_python(serving_version, progress)
     with tempfile.TemporaryDirectory(prefix="kexport-runtime-") as scratch:

@@ -11,11 +11,11 @@ from exporter.convert import refuse_impossible
 from exporter.errors import BadInputError, VerificationError
 from exporter.formats.detection import detect
 from exporter.formats.savedmodel import load_signature
-from exporter.inputs import makeable
 from exporter.model_io import load_model, save_model
 from exporter.model_types import LoadOptions
 from exporter.routes import write_native_savedmodel
 from exporter.verify import plan_for, verify_loaded
+from exporter.verify_inputs import makeable
 from serving.warmup import seeded_feed, warmup_feeds, write_expected_outputs, write_warmup
 
 # Warm-up records whose outputs are recorded for the runtime check (all are replayed at load).

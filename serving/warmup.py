@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from exporter.errors import BadInputError
-from exporter.inputs import InputPlan, read_inputs
 from exporter.model_types import TensorSpec
 from exporter.verify import make_inputs, rename_inputs
+from exporter.verify_inputs import InputPlan, read_inputs
 
 MAX_WARMUP_RECORDS = 1000
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"

@@ -40,6 +40,22 @@ def test_imports_between_our_modules_run_one_way():
         pytest.fail(f"{len(components)} import circle(s) among our modules:\n{report}", pytrace=False)
 
 
+# The one exporter module that may import serving: the `kexport` command line, which registers
+# the serving commands and hands a bundle to serving's inspect. The conversion library does not.
+SERVING_IMPORTERS_IN_EXPORTER = {"exporter.cli"}
+
+
+def test_the_conversion_library_does_not_import_serving():
+    modules = find_modules()
+    graph = import_graph(modules)
+    offenders = sorted(
+        f"{name} -> {target} ({modules[name].path.relative_to(REPO)}:{edge.line}, {edge.why})"
+        for name, edges in graph.items()
+        if name.startswith("exporter") and name not in SERVING_IMPORTERS_IN_EXPORTER
+        for target, edge in edges.items() if target.split(".")[0] == "serving")
+    assert not offenders, "exporter modules importing serving:\n" + "\n".join(offenders)
+
+
 def test_package_facades_import_only_the_lazy_loader():
     """`import exporter` / `import serving` must stay cheap: the facades and their loader import
     nothing of ours but exporter.lazy, and nothing heavy."""

@@ -10,10 +10,10 @@ import pytest
 
 from exporter.errors import BadInputError
 from exporter.input_shapes import parse_input_shapes
-from exporter.inputs import plan_inputs
 from exporter.model_tensors import input_specs
 from exporter.model_types import TensorSpec
 from exporter.verify import make_inputs, pair_names
+from exporter.verify_inputs import plan_inputs
 from tests.cli_helpers import one_error_line, run
 
 
@@ -299,7 +299,7 @@ def test_detection_survives_a_character_cut_by_the_sniffed_bytes(tmp_path, suffi
 
 @pytest.mark.slow  # builds a tf-keras MobileNet
 def test_a_recognised_base_falls_back_to_its_default_size(tf_keras):
-    from exporter.shapes import choose_sizes, recognised_application
+    from exporter.shape_inference import choose_sizes, recognised_application
 
     base = tf_keras.applications.MobileNet(weights=None, include_top=False, alpha=0.25,
                                            input_shape=(None, None, 3))

@@ -2,7 +2,7 @@
 
 Shapes, first that applies: `--inputs FILE.npz` (arrays as given); `--input-shape NAME=D1,D2,...`
 (parsed and fitted to the inputs by exporter.input_shapes); the model's known dimensions; for unknown ones, the smallest sizes every layer accepts, found by
-shape inference (exporter.shapes). Values follow the input's kind: token ids below the vocabulary
+shape inference (exporter.shape_inference). Values follow the input's kind: token ids below the vocabulary
 for an input that feeds an Embedding (whatever the Input's dtype), integers and booleans for those
 dtypes, else normal floats. Values are seeded: two runs feed the same numbers.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from exporter.errors import BadInputError
 from exporter.input_shapes import shape_templates
 from exporter.model_types import Tensors, TensorSpec
-from exporter.shapes import (
+from exporter.shape_inference import (
     call_probe,
     choose_sizes,
     model_probe,
