@@ -11,10 +11,11 @@ that module for the hierarchy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from exporter.progress import Progress, silent
 from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
 if TYPE_CHECKING:
@@ -29,9 +30,6 @@ InputShapes = Mapping[str | None, Sequence[int]]
 # `--custom-objects`: a module path or .py file, or the {name: class} mapping itself.
 CustomObjects = str | Mapping[str, Any] | None
 
-
-def _silent(message: str) -> None:
-    """The default progress callback: say nothing."""
 
 
 def load_options(
@@ -136,7 +134,7 @@ def convert_model(
     inputs_file: PathLike | None = None,
     input_shapes: InputShapes | None = None,
     force: bool = False,
-    progress: Callable[[str], None] = _silent,
+    progress: Progress = silent,
 ) -> ConvertResult:
     """Convert a model to another format, verified against the source, published atomically.
 
@@ -197,7 +195,7 @@ def slice_model(
     inputs_file: PathLike | None = None,
     input_shapes: InputShapes | None = None,
     force: bool = False,
-    progress: Callable[[str], None] = _silent,
+    progress: Progress = silent,
 ) -> SliceResult:
     """Cut a sub-model out of a model file at named layers, verified, published atomically.
 

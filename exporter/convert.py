@@ -20,14 +20,11 @@ from exporter.formats.failures import reload_errors
 from exporter.formats.registry import FORMATS, check_format_name, format_for_destination
 from exporter.model_io import load_model, output_paths, save_model
 from exporter.model_types import LoadedModel, LoadOptions
+from exporter.progress import Progress, silent
 from exporter.publish import check_destinations, publish, staging_folder
 from exporter.routes import load_requirements, route_reason, write_native_savedmodel
 from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 from exporter.verify import VerificationReport, verify_loaded
-
-
-def _silent(message: str) -> None:
-    """The default progress callback: library calls report nothing unless asked."""
 
 
 @dataclass
@@ -134,7 +131,7 @@ def stage_verify_publish(
     force: bool = False,
     config_only: bool = False,
     keras_compat: int | None = None,
-    progress: Callable[[str], None] = _silent,
+    progress: Progress = silent,
 ) -> tuple[list[Path], VerificationReport | None]:
     """Write `model` beside `destination`, re-load it from disk, check it, then publish it.
 
@@ -190,7 +187,7 @@ def convert(
     force: bool = False,
     config_only: bool = False,
     keras_compat: int | None = None,
-    progress: Callable[[str], None] = _silent,
+    progress: Progress = silent,
 ) -> ConvertResult:
     """Convert an artifact to another format, verified, published atomically.
 

@@ -7,7 +7,6 @@ itself. The written sub-model is re-loaded, fed the source's values at its input
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from exporter.layer_paths import Address, graph_of, output_addresses, resolve
 from exporter.model_io import load_model, output_paths
 from exporter.model_tensors import input_specs, loaded_keras3, output_specs
 from exporter.model_types import LoadOptions, Tensors
+from exporter.progress import Progress, silent
 from exporter.publish import check_destinations
 from exporter.slicing import slice_model
 from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
@@ -87,7 +87,7 @@ def slice_artifact(
     inputs_file: Path | None = None,
     input_shapes: dict | None = None,
     force: bool = False,
-    progress: Callable[[str], None] = lambda message: None,
+    progress: Progress = silent,
 ) -> SliceResult:
     """Slice the model in any readable artifact and publish the sub-model, verified.
 

@@ -9,9 +9,11 @@ drives a `PredictClient`. They are re-exported by the `serving` package
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from exporter.progress import Progress, silent
 
 if TYPE_CHECKING:
     from serving.bundle_builder import ModelSource
@@ -19,9 +21,6 @@ if TYPE_CHECKING:
 
 PathLike = str | Path
 
-
-def _silent(message: str) -> None:
-    """The default progress callback: say nothing."""
 
 
 def _sources(models: Mapping[str, PathLike] | Sequence[str | ModelSource]) -> list[ModelSource]:
@@ -51,7 +50,7 @@ def build_bundle(
     verify: bool = True,
     input_shapes: Mapping[str | None, Sequence[int]] | None = None,
     force: bool = False,
-    progress: Callable[[str], None] = _silent,
+    progress: Progress = silent,
 ) -> dict[str, Any]:
     """Bundle models into a TensorFlow Serving repository with models.config and a Dockerfile.
 
@@ -112,7 +111,7 @@ def build_bundle(
 def check_bundle(
     out_dir: PathLike,
     serving_version: str | None = None,
-    progress: Callable[[str], None] = _silent,
+    progress: Progress = silent,
 ) -> RuntimeReport:
     """Load every version of a bundle under its image's TensorFlow and compare the recorded
     outputs (`kexport bundle OUT --check-runtime`).

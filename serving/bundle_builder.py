@@ -27,12 +27,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter import __version__
 from exporter.errors import BadInputError, DestinationExistsError, VerificationError
+from exporter.progress import Progress, silent
 from exporter.publish import publish, staging_folder
 from exporter.swap import restore_interrupted
 from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
@@ -189,7 +189,7 @@ def _entry(manifest: dict, name: str, option: str) -> dict:
     return manifest["models"][name]
 
 
-def build_bundle(request: BundleRequest, progress: Callable[[str], None] = lambda m: None) -> dict:
+def build_bundle(request: BundleRequest, progress: Progress = silent) -> dict:
     """Build or extend a bundle; returns its manifest. Nothing changes unless everything works."""
     out_dir = Path(request.out_dir)
     if not request.sources:
@@ -231,7 +231,7 @@ def _refuse_unused_input_shapes(request: BundleRequest) -> None:
 
 
 def check_bundle_runtime(out_dir: Path, serving_version: str | None = None,
-                         progress: Callable[[str], None] = lambda m: None) -> RuntimeReport:
+                         progress: Progress = silent) -> RuntimeReport:
     """The runtime check of an existing bundle, under its image's TensorFlow or another."""
     manifest = read_manifest(Path(out_dir))
     if manifest is None:

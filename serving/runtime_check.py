@@ -21,13 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from exporter.errors import BadInputError
+from exporter.progress import Progress, silent
 from exporter.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 from exporter.verify import VerificationReport, compare_outputs
 from serving.warmup import read_expected, read_warmup
@@ -85,7 +85,7 @@ def _child_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
 
-def runtime_python(version: str, progress: Callable[[str], None] = lambda m: None) -> Path:
+def runtime_python(version: str, progress: Progress = silent) -> Path:
     """The Python of a virtual environment holding tensorflow-cpu==version; built once.
 
     Built beside its final place and renamed in when complete, so a killed install is never
@@ -205,7 +205,7 @@ def load_failure_cause(error: str, version: str) -> str:
 
 
 def check_runtime(bundle: Path, serving_version: str, manifest: dict,
-                  progress: Callable[[str], None] = lambda m: None,
+                  progress: Progress = silent,
                   atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL) -> RuntimeReport:
     """Load and run every version of `bundle` under tensorflow-cpu==serving_version."""
     python = runtime_python(serving_version, progress)
