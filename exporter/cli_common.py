@@ -64,8 +64,17 @@ def print_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def handle_errors(command):
-    """Render library errors as one line and the contract's exit code (traceback with --debug)."""
+def handle_errors(command=None, *, script: str | None = None):
+    """Render library errors as one line and the contract's exit code (traceback with --debug).
+
+    Used bare (`@handle_errors`) for kexport's commands, whose errors read `error: ...`; with
+    `script="client.py"` for a standalone script, whose errors read `client.py: error: ...` as
+    argparse scripts print them.
+    """
+    if command is None:
+        return functools.partial(handle_errors, script=script)
+    error_prefix = f"{script}: error: " if script else "error: "
+    program = script or "kexport"
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -82,14 +91,14 @@ def handle_errors(command):
             failure = missing or error
             code, message, report = EXIT_BAD_INPUT, str(missing or _unexpected(error)), None
         except KeyboardInterrupt:
-            echo("kexport: interrupted")
+            echo(f"{program}: interrupted")
             raise typer.Exit(130) from None
         except Exception as error:  # noqa: BLE001 - the edge: nothing escapes as a traceback
             failure = error
             code, message, report = EXIT_BAD_INPUT, _unexpected(error), None
         if kwargs.get("debug"):
             traceback.print_exception(failure)
-        echo(f"error: {message}")
+        echo(f"{error_prefix}{message}")
         if kwargs.get("json_output"):
             print_json({
                 "ok": False,

@@ -11,18 +11,15 @@ the script stays TensorFlow-free.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
 
-from exporter.cli_common import DebugOpt, JsonOpt, print_json
-from exporter.errors import KexportError
+from exporter.cli_common import DebugOpt, JsonOpt, handle_errors
 
 SCRIPT = "client.py"
 PREPROCESS_HELP = "Image preprocessing, as keras.applications preprocess_input: none, tf, caffe, torch."
@@ -128,10 +125,11 @@ def run_script(argv: list[str] | None = None) -> int:
     """`python serving/client.py`: run `predict` as the script; returns the exit code.
 
     Usage errors print click's usage line and `client.py: error: MESSAGE` (exit 2), as the
-    script's argparse front end did; library errors go through `_script_errors`.
+    script's argparse front end did; other errors go through the shared error edge
+    (`exporter.cli_common.handle_errors`) under the script's name.
     """
     app = typer.Typer(add_completion=False)
-    app.command()(_script_errors(predict))
+    app.command()(handle_errors(predict, script=SCRIPT))
     command = typer.main.get_command(app)  # one command: it is the script, no sub-command
     try:
         code = command.main(argv, prog_name=SCRIPT, standalone_mode=False)
@@ -141,26 +139,3 @@ def run_script(argv: list[str] | None = None) -> int:
         typer.echo(f"{SCRIPT}: error: {err.format_message()}", err=True)
         return err.exit_code
     return code or 0
-
-
-def _script_errors(command):
-    """The script's error edge: `client.py: error: MESSAGE` and the error's exit code; with
-    --json also the JSON document kexport's edge prints, with --debug the traceback."""
-
-    @functools.wraps(command)
-    def wrapper(**kwargs):
-        try:
-            return command(**kwargs)
-        except KexportError as err:
-            if kwargs.get("debug"):
-                traceback.print_exception(err)
-            typer.echo(f"{SCRIPT}: error: {err}", err=True)
-            if kwargs.get("json_output"):
-                print_json({"ok": False, "exit_code": err.exit_code, "error": str(err),
-                            "report": None})
-            raise typer.Exit(err.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo(f"{SCRIPT}: interrupted", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper
