@@ -95,7 +95,3 @@ def loaded_keras3(model, fmt: str, path: Path, version: str | None) -> LoadedMod
         outputs=output_specs(model),
         keras_version=version,
     )
-
-
-def layer_count(model) -> int:
-    return len(getattr(model, "layers", []))

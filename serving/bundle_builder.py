@@ -51,15 +51,11 @@ from serving.models_config import (
     read_models_config,
 )
 from serving.runtime_check import (
-    DEFAULT_SERVING_VERSION,
-    SERVING_IMAGE,
     RuntimeReport,
     check_runtime,
     serving_target,
 )
 from serving.version_export import export_version
-
-DEFAULT_IMAGE = f"{SERVING_IMAGE}:{DEFAULT_SERVING_VERSION}"
 
 
 @dataclass
